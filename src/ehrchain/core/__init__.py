@@ -1,0 +1,1 @@
+"""Pure ledger core: canonical encoding, ids, transactions, blocks, Merkle trees. No I/O."""

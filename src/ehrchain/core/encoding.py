@@ -1,0 +1,92 @@
+"""The one canonical byte encoding for everything ehrchain hashes or signs.
+
+Version 1 is a single version byte (0x01) followed by deterministically encoded
+CBOR (RFC 8949 §4.2.1: shortest integer forms, definite lengths, map keys sorted
+bytewise). Only these types are allowed: int, bool, None, bytes, str, tuple/list
+and dict with str keys. Floats are refused because they do not round-trip exactly.
+
+Decoding is strict: bytes decode only if re-encoding them gives the same bytes,
+so every value has exactly one encoding and hashes cannot be malleated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import cbor2
+
+from ehrchain.core.errors import EncodingError
+
+VERSION: Final = 1
+_PREFIX: Final = bytes([VERSION])
+MAX_ENCODED_SIZE: Final = 16 * 1024 * 1024
+
+Encodable = int | bool | None | bytes | str | Sequence[Any] | Mapping[str, Any]
+
+
+def _check(value: Any, depth: int = 0) -> None:
+    if depth > 32:
+        raise EncodingError("nesting deeper than 32 levels")
+    if value is None or isinstance(value, bool | int | bytes | str):
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EncodingError(f"map key must be str, not {type(key).__name__}")
+            _check(item, depth + 1)
+        return
+    raise EncodingError(f"type {type(value).__name__} is not encodable")
+
+
+def encode_body(value: Any) -> bytes:
+    """Deterministic CBOR of a value, without the version byte."""
+    _check(value)
+    return cbor2.dumps(value, canonical=True)
+
+
+def encode(value: Any) -> bytes:
+    """Canonical v1 encoding: version byte then deterministic CBOR."""
+    return _PREFIX + encode_body(value)
+
+
+def decode(data: bytes) -> Any:
+    """Decode canonical v1 bytes; reject anything that is not the one encoding."""
+    if len(data) > MAX_ENCODED_SIZE:
+        raise EncodingError(f"encoding of {len(data)} bytes exceeds {MAX_ENCODED_SIZE}")
+    if not data or data[0] != VERSION:
+        raise EncodingError("missing or unknown encoding version byte")
+    body = bytes(data[1:])
+    try:
+        value = cbor2.loads(body)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise EncodingError(f"not valid CBOR: {exc}") from exc
+    value = _freeze(value)
+    if encode_body(value) != body:
+        raise EncodingError("encoding is not canonical")
+    return value
+
+
+def _freeze(value: Any) -> Any:
+    """Lists decode as tuples so decoded values are immutable sequences."""
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _freeze(v) for k, v in value.items()}
+    if isinstance(value, float | cbor2.CBORTag | cbor2.CBORSimpleValue):
+        raise EncodingError(f"type {type(value).__name__} is not allowed")
+    return value
+
+
+def tagged_hash(domain: str, value: Any) -> bytes:
+    """SHA-256 over a domain tag and the canonical encoding, so hashes of
+    different kinds of object can never collide."""
+    h = hashlib.sha256(domain.encode("ascii"))
+    h.update(b"\x00")
+    h.update(encode(value))
+    return h.digest()
