@@ -1,10 +1,10 @@
 """Errors raised by the crypto wrappers.
 
-    CryptoError
-    ├── InvalidSignature   a signature or public key that does not verify
-    ├── InvalidKey         a malformed or weak public key (e.g. small order)
-    ├── DecryptionError    a ciphertext, wrapped key or blob that fails authentication
-    └── KeystoreError      a keystore that cannot be opened (wrong password, corrupt file)
+CryptoError
+├── InvalidSignature   a signature or public key that does not verify
+├── InvalidKey         a malformed or weak public key (e.g. small order)
+├── DecryptionError    a ciphertext, wrapped key or blob that fails authentication
+└── KeystoreError      a keystore that cannot be opened (wrong password, corrupt file)
 """
 
 
@@ -12,11 +12,11 @@ class CryptoError(Exception):
     """Base of every error the crypto wrappers raise."""
 
 
-class InvalidSignature(CryptoError):
+class InvalidSignature(CryptoError):  # noqa: N818 (name is part of the public API)
     """The signature, or the public key it is checked against, is invalid."""
 
 
-class InvalidKey(CryptoError):
+class InvalidKey(CryptoError):  # noqa: N818 (name is part of the public API)
     """The public key is malformed or unsafe to use."""
 
 

@@ -34,7 +34,7 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> None:
     if len(signature) != SIGNATURE_SIZE:
         raise InvalidSignature(f"signature must be {SIGNATURE_SIZE} bytes")
     try:
-        nacl.bindings.crypto_sign_verify_detached(signature, message, public_key)
+        nacl.signing.VerifyKey(public_key).verify(message, signature)
     except nacl.exceptions.BadSignatureError as exc:
         raise InvalidSignature("signature does not verify") from exc
 
