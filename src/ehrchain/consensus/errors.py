@@ -1,0 +1,23 @@
+"""Errors raised by consensus.
+
+ConsensusError
+├── InvalidCertificate   a commit certificate that does not prove the block final
+├── NotAValidator        an address outside the validator set asked to act as one
+└── InvalidLimits        sealing limits that cannot work (e.g. max_txs of 0)
+"""
+
+
+class ConsensusError(Exception):
+    """Base of every error consensus raises."""
+
+
+class InvalidCertificate(ConsensusError):  # noqa: N818 (name is part of the public API)
+    """The certificate is malformed, has a bad or foreign vote, or lacks a quorum."""
+
+
+class NotAValidator(ConsensusError):  # noqa: N818 (name is part of the public API)
+    """The address is not (or not this node's) validator for the block at hand."""
+
+
+class InvalidLimits(ConsensusError):  # noqa: N818 (name is part of the public API)
+    """Sealing limits are out of range, so a block could never (or always) be sealed."""
