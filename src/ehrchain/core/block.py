@@ -34,6 +34,8 @@ class BlockHeader:
     chain_id: ChainId
     size: int
     """Bytes of the encoded transaction list this header commits to."""
+    tx_count: int
+    """Number of transactions: the Merkle tree size a client needs for proofs."""
     height: int
     prev_hash: BlockHash
     tx_root: bytes
@@ -52,6 +54,7 @@ class BlockHeader:
             self.version,
             self.chain_id,
             self.size,
+            self.tx_count,
             self.height,
             self.prev_hash,
             self.tx_root,
@@ -71,8 +74,8 @@ class BlockHeader:
 
     @classmethod
     def from_fields(cls, fields: Any) -> BlockHeader:
-        if not isinstance(fields, tuple | list) or len(fields) != 12:
-            raise InvalidBlock("header must be a 12-element array")
+        if not isinstance(fields, tuple | list) or len(fields) != 13:
+            raise InvalidBlock("header must be a 13-element array")
         header = cls(*fields)
         check_header_shape(header)
         return header
@@ -84,7 +87,7 @@ def check_header_shape(header: BlockHeader) -> None:
         raise InvalidBlock(f"bad magic {header.magic!r}")
     if header.version != VERSION:
         raise InvalidBlock(f"unsupported block version {header.version!r}")
-    for name in ("size", "height", "timestamp_ms", "target", "nonce"):
+    for name in ("size", "tx_count", "height", "timestamp_ms", "target", "nonce"):
         value = getattr(header, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InvalidBlock(f"{name} must be a non-negative integer")
@@ -173,6 +176,8 @@ def block_from_bytes(data: bytes) -> Block:
 
 def check_body(block: Block) -> None:
     """The header's size and Merkle root match the transactions."""
+    if len(block.txs) != block.header.tx_count:
+        raise InvalidBlock(f"block {block.header.height}: tx_count does not match transactions")
     if tx_list_size(block.txs) != block.header.size:
         raise InvalidBlock(f"block {block.header.height}: size does not match transactions")
     if tx_root(block.txs) != block.header.tx_root:

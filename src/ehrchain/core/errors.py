@@ -13,21 +13,21 @@ class CoreError(Exception):
     """Base of every error the pure core raises."""
 
 
-class EncodingError(CoreError):
+class EncodingError(CoreError):  # noqa: N818 (public API name)
     """The bytes are not a canonical v1 encoding."""
 
 
-class InvalidAddress(CoreError):
+class InvalidAddress(CoreError):  # noqa: N818 (public API name)
     """The address is malformed or its checksum does not match."""
 
 
-class InvalidTransaction(CoreError):
+class InvalidTransaction(CoreError):  # noqa: N818 (public API name)
     """The transaction is malformed independently of any state."""
 
 
-class InvalidBlock(CoreError):
+class InvalidBlock(CoreError):  # noqa: N818 (public API name)
     """The block is malformed or does not link to its parent."""
 
 
-class InvalidProof(CoreError):
+class InvalidProof(CoreError):  # noqa: N818 (public API name)
     """A Merkle inclusion or consistency proof does not verify."""
