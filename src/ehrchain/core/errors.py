@@ -13,7 +13,7 @@ class CoreError(Exception):
     """Base of every error the pure core raises."""
 
 
-class EncodingError(CoreError):  # noqa: N818 (public API name)
+class EncodingError(CoreError):
     """The bytes are not a canonical v1 encoding."""
 
 
