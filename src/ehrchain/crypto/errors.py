@@ -2,7 +2,7 @@
 
 CryptoError
 ├── InvalidSignature   a signature or public key that does not verify
-├── InvalidKey         a malformed or weak public key (e.g. small order)
+├── InvalidKey         a malformed or weak key (e.g. wrong length, small order)
 ├── DecryptionError    a ciphertext, wrapped key or blob that fails authentication
 └── KeystoreError      a keystore that cannot be opened (wrong password, corrupt file)
 """
@@ -17,7 +17,7 @@ class InvalidSignature(CryptoError):  # noqa: N818 (name is part of the public A
 
 
 class InvalidKey(CryptoError):  # noqa: N818 (name is part of the public API)
-    """The public key is malformed or unsafe to use."""
+    """A key is malformed or unsafe to use (wrong length, small-order point)."""
 
 
 class DecryptionError(CryptoError):
