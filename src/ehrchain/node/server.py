@@ -1,0 +1,52 @@
+"""Run one node: the service, its sealer thread and the HTTP API on uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from ehrchain.api.app import create_app
+from ehrchain.node import logs
+from ehrchain.node.settings import load
+from ehrchain.node.wiring import Sealer, open_service
+
+
+def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -> None:
+    """Serve until interrupted; binds loopback unless the config says otherwise."""
+    settings = load(data_dir, host=host, port=port)
+    logs.configure(settings.log_level, settings.log_path)
+    service = open_service(settings)
+    sealer = Sealer(service)
+    sealer.start()
+    app = create_app(service, max_body_bytes=settings.max_body_bytes)
+    logging.getLogger("ehrchain.node").info(
+        "node started", extra={"chain_id": settings.chain_id, "port": settings.port}
+    )
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+    finally:
+        sealer.stop()
+        service.ledger.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run an ehrchain node")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args()
+    run_node(args.data_dir, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

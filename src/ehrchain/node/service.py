@@ -1,0 +1,394 @@
+"""The node service: admits transactions, seals blocks, answers queries.
+
+Invariants:
+- A transaction enters the pool only after its signature verifies and it
+  executes cleanly against committed state plus the pool ahead of it, so a
+  rejected input leaves no trace.
+- A block and its state writes commit in one SQLite transaction.
+- Reads of record blobs are served only against a signed ``record.read``
+  transaction, which becomes the audit event on the ledger.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ehrchain.consensus.base import Engine
+from ehrchain.core import block as blockmod
+from ehrchain.core import encoding, merkle
+from ehrchain.core import tx as txmod
+from ehrchain.core.errors import CoreError
+from ehrchain.core.types import Address, BlockHash, ChainId
+from ehrchain.crypto.errors import CryptoError
+from ehrchain.ehr import policy
+from ehrchain.ehr.errors import EhrError
+from ehrchain.ehr.executor import execute_block, select_txs
+from ehrchain.ehr.rules import execute
+from ehrchain.ehr.state import BlockContext, LedgerReader, State
+from ehrchain.node import views
+from ehrchain.node.errors import NotFoundError, PayloadTooLarge, Rejected
+from ehrchain.node.mempool import Mempool
+from ehrchain.node.settings import Settings
+from ehrchain.storage.blobs import BlobStore
+from ehrchain.storage.ledger import ChainHead, Ledger
+
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """Where a committed transaction sits."""
+
+    tx: txmod.Transaction
+    height: int
+    index: int
+
+
+class NodeService:
+    """One node: mempool, sealing, queries. Thread-safe; one writer lock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        blobs: BlobStore,
+        engine: Engine,
+        validators: Callable[[], dict[Address, bytes]],
+        node_address: Address,
+        clock: Clock = wall_clock_ms,
+    ) -> None:
+        self.settings = settings
+        self.chain_id = ChainId(settings.chain_id)
+        self.ledger = ledger
+        self.blobs = blobs
+        self.engine = engine
+        self.node_address = node_address
+        self._validators = validators
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._committed = threading.Condition(self._lock)
+        self._reader = LedgerReader(ledger)
+        self._pool = Mempool(self._reader)
+        self._peers: list[str] = []
+        self.counters = {"tx_accepted": 0, "tx_rejected": 0, "blocks": 0, "reads": 0}
+
+    # -- admission ---------------------------------------------------------
+
+    def _context(self) -> BlockContext:
+        head = self.head()
+        return BlockContext(
+            chain_id=self.chain_id,
+            height=head.height + 1,
+            timestamp_ms=max(self._clock(), head.timestamp_ms),
+            proposer=self.node_address,
+        )
+
+    def _decode(self, data: bytes) -> txmod.Transaction:
+        try:
+            return txmod.verified_from_bytes(data, self.chain_id)
+        except (CoreError, CryptoError):
+            self.counters["tx_rejected"] += 1
+            raise
+
+    def _admit(self, tx: txmod.Transaction) -> None:
+        """Execute against committed + pending state and queue; caller holds the lock."""
+        if self._pool.contains(tx.tx_id):
+            raise Rejected("duplicate", "transaction is already pending")
+        if len(self._pool) >= self.settings.max_pending:
+            raise Rejected("pool_full", "the pending pool is full; retry later")
+        try:
+            effects = execute(self._pool.state(), tx, self._context())
+        except EhrError:
+            self.counters["tx_rejected"] += 1
+            raise
+        self._pool.add(tx, effects, self._clock())
+        self.counters["tx_accepted"] += 1
+        self._committed.notify_all()
+
+    def submit(self, data: bytes) -> bytes:
+        """Verify and queue one signed transaction; return its id."""
+        tx = self._decode(data)
+        with self._lock:
+            self._admit(tx)
+        return tx.tx_id
+
+    def submit_many(self, items: Sequence[bytes]) -> list[tuple[bytes | None, Exception | None]]:
+        """Verify and queue many; each item succeeds or fails on its own."""
+        decoded: list[txmod.Transaction | Exception] = []
+        for data in items:
+            try:
+                decoded.append(self._decode(data))
+            except (CoreError, CryptoError) as exc:
+                decoded.append(exc)
+        results: list[tuple[bytes | None, Exception | None]] = []
+        with self._lock:
+            for item in decoded:
+                if isinstance(item, Exception):
+                    results.append((None, item))
+                    continue
+                try:
+                    self._admit(item)
+                    results.append((item.tx_id, None))
+                except (EhrError, Rejected) as exc:
+                    results.append((None, exc))
+        return results
+
+    # -- sealing -----------------------------------------------------------
+
+    def should_seal(self) -> bool:
+        with self._lock:
+            return self.engine.seal_decision(
+                len(self._pool),
+                self._pool.size_bytes,
+                self._pool.oldest_ms,
+                self._clock(),
+                False,
+            )
+
+    def mine(self) -> blockmod.Block | None:
+        """Seal the pending pool into a block now (seed 003's /mine)."""
+        with self._lock:
+            if not len(self._pool):
+                return None
+            return self._seal()
+
+    def _seal(self) -> blockmod.Block | None:
+        head = self.head()
+        ctx = self._context()
+        candidates = self._pool.take(self.settings.max_block_txs, self.settings.max_block_bytes)
+        accepted, rejected, result = select_txs(
+            self._reader, candidates, ctx, len(candidates), prev_root=head.state_root
+        )
+        if not accepted:
+            self._pool.remove([t for t, _ in rejected])
+            self._pool.rebuild(self._context())
+            return None
+        txs = tuple(accepted)
+        header = blockmod.BlockHeader(
+            magic=blockmod.MAGIC,
+            version=blockmod.VERSION,
+            chain_id=self.chain_id,
+            size=blockmod.tx_list_size(txs),
+            tx_count=len(txs),
+            height=ctx.height,
+            prev_hash=head.hash,
+            tx_root=blockmod.tx_root(txs),
+            timestamp_ms=ctx.timestamp_ms,
+            target=0,
+            nonce=0,
+            state_root=result.state_root,
+            proposer=self.node_address,
+        )
+        block = blockmod.Block(header, txs, self.engine.certify(header))
+        self.ledger.commit_block(block, result.writes, views.ledger_events(result.events))
+        self._pool.remove(list(txs) + [t for t, _ in rejected])
+        self._pool.rebuild(self._context())
+        self.counters["blocks"] += 1
+        self._committed.notify_all()
+        return block
+
+    def seal_if_due(self) -> blockmod.Block | None:
+        with self._lock:
+            if not self.engine.seal_decision(
+                len(self._pool), self._pool.size_bytes, self._pool.oldest_ms, self._clock(), False
+            ):
+                return None
+            return self._seal()
+
+    def add_block(self, data: bytes) -> ChainHead:
+        """Fully verify a block that extends our head and commit it."""
+        try:
+            block = blockmod.block_from_bytes(data)
+        except CoreError as exc:
+            raise Rejected("invalid_block", str(exc)) from exc
+        with self._lock:
+            head = self.head()
+            if block.header.height != head.height + 1 or block.header.prev_hash != head.hash:
+                raise Rejected("not_next", "block does not extend this node's head")
+            if block.header.chain_id != self.chain_id:
+                raise Rejected("wrong_chain", "block is for another chain")
+            if block.header.timestamp_ms < head.timestamp_ms:
+                raise Rejected("invalid_block", "block timestamp goes backwards")
+            self.engine.check(block.header, block.certificate, self._validators())
+            for t in block.txs:
+                t.verify_signature()
+            ctx = BlockContext(
+                chain_id=self.chain_id,
+                height=block.header.height,
+                timestamp_ms=block.header.timestamp_ms,
+                proposer=block.header.proposer,
+            )
+            result = execute_block(self._reader, block.txs, ctx, prev_root=head.state_root)
+            if result.state_root != block.header.state_root:
+                raise Rejected("invalid_block", "state root does not match the transactions")
+            self.ledger.commit_block(block, result.writes, views.ledger_events(result.events))
+            self._pool.remove(list(block.txs))
+            self._pool.rebuild(self._context())
+            self._committed.notify_all()
+            return self.head()
+
+    # -- queries -----------------------------------------------------------
+
+    def head(self) -> ChainHead:
+        head = self.ledger.head()
+        if head is None:
+            raise NotFoundError("the ledger has no genesis block")
+        return head
+
+    def status(self) -> dict[str, Any]:
+        head = self.head()
+        return {
+            "chain_id": self.chain_id,
+            "height": head.height,
+            "head_hash": head.hash.hex(),
+            "state_root": head.state_root.hex(),
+            "timestamp_ms": head.timestamp_ms,
+            "pending": len(self._pool),
+            "validators": sorted(self._validators()),
+            "node_address": self.node_address,
+            "peers": list(self._peers),
+            "consensus": self.engine.name,
+        }
+
+    def block(self, height: int) -> blockmod.Block | None:
+        return self.ledger.block_at(height)
+
+    def block_by_hash(self, block_hash: bytes) -> blockmod.Block | None:
+        return self.ledger.block_by_hash(BlockHash(block_hash))
+
+    def blocks(self, start: int, limit: int) -> list[blockmod.Block]:
+        return self.ledger.blocks(start, min(limit, 500))
+
+    def tx(self, tx_id: bytes) -> tuple[txmod.Transaction, int, int] | None:
+        return self.ledger.tx(tx_id)
+
+    def wait_for_tx(
+        self, tx_id: bytes, timeout_s: float
+    ) -> tuple[txmod.Transaction, int, int] | None:
+        deadline = time.monotonic() + min(timeout_s, 30.0)
+        with self._committed:
+            while True:
+                found = self.ledger.tx(tx_id)
+                remaining = deadline - time.monotonic()
+                if found is not None or remaining <= 0:
+                    return found
+                self._committed.wait(min(remaining, 0.5))
+
+    def tx_proof(self, tx_id: bytes) -> merkle.InclusionProof:
+        found = self.ledger.tx(tx_id)
+        if found is None:
+            raise NotFoundError("no committed transaction with that id")
+        _, height, index = found
+        ids = self.ledger.tx_ids_of_block(height)
+        block = self.ledger.block_at(height)
+        assert block is not None
+        leaves = [t.to_bytes() for t in block.txs]
+        del ids
+        return merkle.InclusionProof(
+            leaf_index=index,
+            tree_size=len(leaves),
+            hashes=merkle.inclusion_proof(leaves, index),
+            root=block.header.tx_root,
+        )
+
+    def pending(self, offset: int, limit: int) -> list[txmod.Transaction]:
+        with self._lock:
+            return self._pool.page(offset, min(limit, 500))
+
+    def next_nonce(self, address: str) -> int:
+        with self._lock:
+            return self._pool.state().nonce(Address(address))
+
+    def account(self, address: str) -> dict[str, Any] | None:
+        with self._lock:
+            return views.account(self._pool.state(), Address(address))
+
+    def record(self, record_id: str) -> dict[str, Any] | None:
+        return views.record(self._committed_state(), record_id)
+
+    def version(self, record_id: str, number: int) -> dict[str, Any] | None:
+        return views.version(self._committed_state(), record_id, number)
+
+    def patient_records(self, patient: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        return views.patient_records(self.ledger, self._committed_state(), patient, offset, limit)
+
+    def readers(
+        self, patient: str, record_id: str | None, category: str, author: str
+    ) -> dict[str, bytes]:
+        with self._lock:
+            state = self._pool.state()
+            addresses = policy.readers_for_new_version(
+                state, Address(patient), record_id, category, Address(author), self._clock()
+            )
+            return views.encryption_keys(state, addresses)
+
+    def epoch(self, patient: str) -> int:
+        with self._lock:
+            return self._pool.state().epoch(Address(patient))
+
+    def history(self, patient: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        return views.history(self.ledger, patient, offset, min(limit, 500))
+
+    def access_requests(self, patient: str) -> list[dict[str, Any]]:
+        actors = {
+            e["actor"] for e in self.history(patient, 0, 500) if e["kind"] == "access.request"
+        }
+        return views.requests(self._committed_state(), patient, sorted(actors))
+
+    def grants(self, patient: str) -> list[dict[str, Any]]:
+        return views.grants(self._committed_state(), patient)
+
+    def _committed_state(self) -> State:
+        return State(reader=self._reader)
+
+    # -- blobs and reads ---------------------------------------------------
+
+    def put_blob(self, data: bytes) -> str:
+        if len(data) > self.settings.max_blob_bytes:
+            raise PayloadTooLarge(f"blob exceeds {self.settings.max_blob_bytes} bytes")
+        return str(self.blobs.put(data))
+
+    def read(self, data: bytes) -> dict[str, Any]:
+        """Admit a signed record.read (the audit event) and return what it unlocks."""
+        tx = self._decode(data)
+        if tx.kind != "record.read":
+            raise Rejected("wrong_kind", "a read must be a record.read transaction")
+        with self._lock:
+            self._admit(tx)
+            state = self._pool.state()
+            record_id = str(tx.payload["record_id"])
+            number = int(tx.payload["version"])
+            meta = views.version(state, record_id, number)
+            wrapped = policy.wrapped_key_for(state, record_id, number, tx.sender)
+        if meta is None or wrapped is None:
+            raise NotFoundError("no wrapped key for this reader and version")
+        blob = self.blobs.get(meta["cid"])
+        self.counters["reads"] += 1
+        return {**meta, "blob": blob, "wrapped_key": wrapped, "tx_id": tx.tx_id.hex()}
+
+    # -- peers (seed 003) --------------------------------------------------
+
+    def register_node(self, url: str) -> list[str]:
+        with self._lock:
+            if url not in self._peers:
+                self._peers.append(url)
+            return list(self._peers)
+
+    def peers(self) -> list[str]:
+        return list(self._peers)
+
+
+def encode_block(block: blockmod.Block) -> bytes:
+    return block.to_bytes()
+
+
+def decode_value(data: bytes) -> Any:
+    return encoding.decode(data)
