@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def init_node(
     port: int = 8000,
     admin: Identity | None = None,
     kdf: KdfParams = KdfParams.DEFAULT,
-    timestamp_ms: int = 0,
+    timestamp_ms: int | None = None,
     write_password_file: bool = False,
 ) -> InitResult:
     """Initialise a single-validator node. Refuses to overwrite an existing ledger."""
@@ -66,6 +67,8 @@ def init_node(
         from dataclasses import replace
 
         settings = replace(settings, password_file=str(pw_file))
+    if timestamp_ms is None:
+        timestamp_ms = time.time_ns() // 1_000_000
     config = genesis_config(chain_id, admin, [validator], timestamp_ms)
     settings.genesis_path.write_text(config.to_json())
     settings_mod.write(settings)
