@@ -1,0 +1,94 @@
+"""Identities on the client: new key pairs and the public card others register.
+
+Self-custody: keys are generated here, in the user's process, and only the
+public card (address and public keys) ever leaves it. A card is checked on
+construction: the address must derive from the signing key, and both keys must
+be valid points, so a mistyped or swapped card fails before it is signed into
+a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ehrchain.core.address import address_from_public_key
+from ehrchain.core.errors import InvalidAddress
+from ehrchain.crypto import hpke, signing
+from ehrchain.crypto.errors import InvalidKey
+from ehrchain.crypto.hpke import EncryptionKey
+from ehrchain.crypto.keystore import Identity
+from ehrchain.crypto.signing import SigningKey
+
+__all__ = ["PublicIdentity", "new_identity", "public_identity"]
+
+
+@dataclass(frozen=True, slots=True)
+class PublicIdentity:
+    """The public half of an identity: what a hospital needs to register it."""
+
+    address: str
+    signing_key: bytes
+    encryption_key: bytes
+    label: str = ""
+    role: str = ""
+
+    def __post_init__(self) -> None:
+        signing.check_public_key(self.signing_key)
+        hpke.check_public_key(self.encryption_key)
+        if address_from_public_key(self.signing_key) != self.address:
+            raise InvalidAddress("address does not derive from the signing key")
+
+    def to_payload(self) -> dict[str, Any]:
+        """The ``{address, signing_key, encryption_key}`` map registration payloads use."""
+        return {
+            "address": self.address,
+            "signing_key": self.signing_key,
+            "encryption_key": self.encryption_key,
+        }
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "address": self.address,
+            "signing_key": self.signing_key.hex(),
+            "encryption_key": self.encryption_key.hex(),
+            "label": self.label,
+            "role": self.role,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PublicIdentity:
+        try:
+            return cls(
+                address=str(data["address"]),
+                signing_key=bytes.fromhex(data["signing_key"]),
+                encryption_key=bytes.fromhex(data["encryption_key"]),
+                label=str(data.get("label", "")),
+                role=str(data.get("role", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidKey(f"malformed public identity: {type(exc).__name__}") from exc
+
+
+def public_identity(identity: Identity) -> PublicIdentity:
+    """The card of an identity."""
+    return PublicIdentity(
+        address=identity.address,
+        signing_key=identity.signing.public_key,
+        encryption_key=identity.encryption.public_key,
+        label=identity.label,
+        role=identity.role,
+    )
+
+
+def new_identity(label: str, role: str = "") -> Identity:
+    """Fresh Ed25519 and X25519 keys; the address derives from the signing key."""
+    key = SigningKey.generate()
+    return Identity(
+        label=label,
+        address=address_from_public_key(key.public_key),
+        signing=key,
+        encryption=EncryptionKey.generate(),
+        role=role,
+    )
