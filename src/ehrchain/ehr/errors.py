@@ -26,8 +26,6 @@ one place) and a message that names only addresses, ids, fields and numbers:
 never payload contents, so no health data reaches logs or HTTP responses.
 """
 
-# ruff: noqa: N818  (error names are part of the public API)
-
 from __future__ import annotations
 
 from collections.abc import Iterable
