@@ -9,6 +9,7 @@ the same when the key is rotated; the ledger state maps it to the current key.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Final
 
 import bech32
@@ -24,12 +25,21 @@ def address_from_public_key(public_key: bytes) -> Address:
     """Derive the address of a 32-byte Ed25519 public key."""
     digest = hashlib.sha256(public_key).digest()[:HASH_SIZE]
     words = bech32.convertbits(digest, 8, 5)
+    assert words is not None  # 8-to-5 bit conversion with padding always succeeds
     return Address(bech32.bech32_encode(HRP, words))
 
 
 def address_bytes(address: str) -> bytes:
     """Decode an address to its 20 hash bytes, rejecting bad checksums."""
-    if not isinstance(address, str) or len(address) > 90:
+    if not isinstance(address, str):
+        raise InvalidAddress("address must be a string of at most 90 characters")
+    return _decode(address)
+
+
+@lru_cache(maxsize=65_536)
+def _decode(address: str) -> bytes:
+    """Cached (only successes are cached): the same senders recur in every block."""
+    if len(address) > 90:
         raise InvalidAddress("address must be a string of at most 90 characters")
     if address != address.lower():
         raise InvalidAddress("address must be lower case")

@@ -27,11 +27,11 @@ TEXT_LENGTH: Final = 59
 _ALPHABET: Final = frozenset("abcdefghijklmnopqrstuvwxyz234567")
 
 
-class InvalidCid(CoreError):  # noqa: N818 (name is part of the public API)
+class InvalidCid(CoreError):
     """The text is not a CIDv1 / raw / sha2-256 / base32-lower content id."""
 
 
-class BlobCorrupt(CoreError):  # noqa: N818 (name is part of the public API)
+class BlobCorrupt(CoreError):
     """The blob's bytes do not hash to the content id it was stored under."""
 
 

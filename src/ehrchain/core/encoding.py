@@ -67,20 +67,29 @@ def decode(data: bytes) -> Any:
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise EncodingError(f"not valid CBOR: {exc}") from exc
     value = _freeze(value)
-    if encode_body(value) != body:
+    if cbor2.dumps(value, canonical=True) != body:
         raise EncodingError("encoding is not canonical")
     return value
 
 
-def _freeze(value: Any) -> Any:
-    """Lists decode as tuples so decoded values are immutable sequences."""
+def _freeze(value: Any, depth: int = 0) -> Any:
+    """Check a decoded value holds only allowed types; lists become tuples.
+
+    One pass does both, so the canonical re-encoding in ``decode`` needs no
+    second type check.
+    """
+    if value is None or isinstance(value, bool | int | bytes | str):
+        return value
+    if depth > 32:
+        raise EncodingError("nesting deeper than 32 levels")
     if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
+        return tuple(_freeze(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return {k: _freeze(v) for k, v in value.items()}
-    if isinstance(value, float | cbor2.CBORTag | cbor2.CBORSimpleValue):
-        raise EncodingError(f"type {type(value).__name__} is not allowed")
-    return value
+        for key in value:
+            if not isinstance(key, str):
+                raise EncodingError(f"map key must be str, not {type(key).__name__}")
+        return {k: _freeze(v, depth + 1) for k, v in value.items()}
+    raise EncodingError(f"type {type(value).__name__} is not allowed")
 
 
 def tagged_hash(domain: str, value: Any) -> bytes:

@@ -17,17 +17,17 @@ class EncodingError(CoreError):
     """The bytes are not a canonical v1 encoding."""
 
 
-class InvalidAddress(CoreError):  # noqa: N818 (public API name)
+class InvalidAddress(CoreError):
     """The address is malformed or its checksum does not match."""
 
 
-class InvalidTransaction(CoreError):  # noqa: N818 (public API name)
+class InvalidTransaction(CoreError):
     """The transaction is malformed independently of any state."""
 
 
-class InvalidBlock(CoreError):  # noqa: N818 (public API name)
+class InvalidBlock(CoreError):
     """The block is malformed or does not link to its parent."""
 
 
-class InvalidProof(CoreError):  # noqa: N818 (public API name)
+class InvalidProof(CoreError):
     """A Merkle inclusion or consistency proof does not verify."""

@@ -37,6 +37,7 @@ class Transaction:
     public_key: bytes
     signature: bytes = b""
     _encoded: bytes = field(default=b"", compare=False, repr=False)
+    _id: bytes = field(default=b"", compare=False, repr=False)
 
     def signing_bytes(self) -> bytes:
         """The bytes the sender signs: everything except the signature."""
@@ -70,7 +71,10 @@ class Transaction:
 
     @property
     def tx_id(self) -> TxId:
-        return TxId(hashlib.sha256(self.to_bytes()).digest())
+        """SHA-256 of the wire bytes, computed once per object."""
+        if not self._id:
+            object.__setattr__(self, "_id", hashlib.sha256(self.to_bytes()).digest())
+        return TxId(self._id)
 
     def verify_signature(self) -> None:
         """Raise InvalidSignature unless the sender's key signed this transaction."""

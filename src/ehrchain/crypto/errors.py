@@ -12,11 +12,11 @@ class CryptoError(Exception):
     """Base of every error the crypto wrappers raise."""
 
 
-class InvalidSignature(CryptoError):  # noqa: N818 (name is part of the public API)
+class InvalidSignature(CryptoError):
     """The signature, or the public key it is checked against, is invalid."""
 
 
-class InvalidKey(CryptoError):  # noqa: N818 (name is part of the public API)
+class InvalidKey(CryptoError):
     """A key is malformed or unsafe to use (wrong length, small-order point)."""
 
 

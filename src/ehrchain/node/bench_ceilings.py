@@ -64,14 +64,23 @@ def sqlite_insert_rate(count: int = 50_000, batch: int = 5_000, row_bytes: int =
             " sender TEXT, kind TEXT, data BLOB)"
         )
         rows = [
-            (os.urandom(32), i // batch, i % batch, "ehr1sender", "record.read", os.urandom(row_bytes))
+            (
+                os.urandom(32),
+                i // batch,
+                i % batch,
+                "ehr1sender",
+                "record.read",
+                os.urandom(row_bytes),
+            )
             for i in range(count)
         ]
 
         def work() -> None:
             for start in range(0, count, batch):
                 conn.execute("BEGIN")
-                conn.executemany("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?)", rows[start : start + batch])
+                conn.executemany(
+                    "INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?)", rows[start : start + batch]
+                )
                 conn.execute("COMMIT")
 
         rate = _rate(count, work)

@@ -2,19 +2,25 @@
 
 Every pooled transaction executed cleanly against committed state plus the
 transactions ahead of it; the overlay holds their combined writes so the next
-admission sees them (nonces, grants, records not yet sealed).
+admission sees them (nonces, grants, records not yet sealed). Decoded state
+objects are cached across admissions and invalidated key by key, so a busy
+sender's account is read from SQLite once, not once per transaction.
+
+Admission is advisory: the sealer re-executes every transaction against
+committed state with the block's own context, which is authoritative.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ehrchain.core.tx import Transaction
 from ehrchain.core.types import TxId
 from ehrchain.ehr.errors import EhrError
+from ehrchain.ehr.executor import BlockResult
 from ehrchain.ehr.rules import execute
-from ehrchain.ehr.state import BlockContext, State, StateReader
+from ehrchain.ehr.state import BlockContext, Effects, Event, State, StateReader, state_root
 
 
 class Mempool:
@@ -23,9 +29,9 @@ class Mempool:
 
     def __init__(self, reader: StateReader) -> None:
         self._reader = reader
-        self._txs: dict[TxId, Transaction] = {}
-        self._arrival: dict[TxId, int] = {}
+        self._txs: dict[TxId, tuple[Transaction, Effects, int, BlockContext]] = {}
         self._overlay: dict[str, bytes | None] = {}
+        self._cache: dict[str, Any] = {}
         self.size_bytes = 0
 
     def __len__(self) -> int:
@@ -36,28 +42,30 @@ class Mempool:
 
     @property
     def oldest_ms(self) -> int | None:
-        for tx_id in self._txs:
-            return self._arrival[tx_id]
+        for _, _, arrival, _ in self._txs.values():
+            return arrival
         return None
 
     def state(self) -> State:
         """Committed state with every pending transaction applied."""
-        return State(self._reader, self._overlay)
+        return State(self._reader, self._overlay, (), self._cache)
 
-    def add(self, tx: Transaction, effects: Any, now_ms: int) -> None:
-        self._merge(effects.writes)
-        self._txs[tx.tx_id] = tx
-        self._arrival[tx.tx_id] = now_ms
+    def add(self, tx: Transaction, effects: Effects, now_ms: int, ctx: BlockContext) -> None:
+        self._apply(effects)
+        self._txs[tx.tx_id] = (tx, effects, now_ms, ctx)
         self.size_bytes += len(tx.to_bytes())
 
-    def _merge(self, writes: Mapping[str, bytes | None]) -> None:
-        self._overlay.update(writes)
+    def _apply(self, effects: Effects) -> None:
+        for key in effects.writes:
+            self._cache.pop(key, None)
+        self._overlay.update(effects.writes)
+        self._cache.update(effects.decoded)
 
     def take(self, max_txs: int, max_bytes: int) -> list[Transaction]:
         """The oldest transactions that fit in one block."""
         chosen: list[Transaction] = []
         total = 0
-        for tx in self._txs.values():
+        for tx, _, _, _ in self._txs.values():
             size = len(tx.to_bytes())
             if len(chosen) >= max_txs or (chosen and total + size > max_bytes):
                 break
@@ -66,24 +74,52 @@ class Mempool:
         return chosen
 
     def page(self, offset: int, limit: int) -> list[Transaction]:
-        return list(self._txs.values())[offset : offset + limit]
+        return [entry[0] for entry in list(self._txs.values())[offset : offset + limit]]
 
     def remove(self, txs: Sequence[Transaction]) -> None:
         for tx in txs:
             if self._txs.pop(tx.tx_id, None) is not None:
-                self._arrival.pop(tx.tx_id, None)
                 self.size_bytes -= len(tx.to_bytes())
+
+    def committed(self, sealed: Sequence[Transaction], written: Iterable[str]) -> None:
+        """Sealed transactions left the pool cleanly: re-derive the overlay from the
+        rest without re-executing them, and forget cached values the block changed."""
+        self.remove(sealed)
+        for key in list(self._overlay):
+            self._cache.pop(key, None)
+        for key in written:
+            self._cache.pop(key, None)
+        self._overlay = {}
+        for _, effects, _, _ in self._txs.values():
+            self._apply(effects)
 
     def rebuild(self, ctx: BlockContext) -> list[tuple[Transaction, EhrError]]:
         """Re-execute what is left against fresh committed state; drop what now fails."""
         self._overlay = {}
+        self._cache = {}
         dropped: list[tuple[Transaction, EhrError]] = []
-        for tx in list(self._txs.values()):
+        for tx_id, (tx, _, arrival, _) in list(self._txs.items()):
             try:
                 effects = execute(self.state(), tx, ctx)
             except EhrError as exc:
                 dropped.append((tx, exc))
                 self.remove([tx])
                 continue
-            self._merge(effects.writes)
+            self._apply(effects)
+            self._txs[tx_id] = (tx, effects, arrival, ctx)
         return dropped
+
+    def block_result(
+        self, candidates: Sequence[Transaction], ctx: BlockContext, prev_root: bytes
+    ) -> BlockResult | None:
+        """The block's writes and events from admission, when every candidate was
+        executed under exactly this block context (else None: re-execute)."""
+        writes: dict[str, bytes | None] = {}
+        events: list[Event] = []
+        for tx in candidates:
+            _, effects, _, admitted_under = self._txs[tx.tx_id]
+            if admitted_under != ctx:
+                return None
+            writes.update(effects.writes)
+            events.extend(effects.events)
+        return BlockResult(writes, tuple(events), state_root(prev_root, writes))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from ehrchain.storage.blobs import BlobStore
 from ehrchain.storage.ledger import ChainHead, Ledger
 
 Clock = Callable[[], int]
+_PARALLEL_MIN = 64
 
 
 def wall_clock_ms() -> int:
@@ -78,18 +80,29 @@ class NodeService:
         self._reader = LedgerReader(ledger)
         self._pool = Mempool(self._reader)
         self._peers: list[str] = []
+        self._head = self._load_head()
+        self._open: BlockContext | None = None
+        self._verifiers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         self.counters = {"tx_accepted": 0, "tx_rejected": 0, "blocks": 0, "reads": 0}
 
     # -- admission ---------------------------------------------------------
 
     def _context(self) -> BlockContext:
-        head = self.head()
-        return BlockContext(
-            chain_id=self.chain_id,
-            height=head.height + 1,
-            timestamp_ms=max(self._clock(), head.timestamp_ms),
-            proposer=self.node_address,
-        )
+        """The context of the block now collecting transactions.
+
+        It is fixed when the block opens (first admission after a commit), so
+        every transaction admitted for it executes exactly as it will in the
+        block, and sealing can reuse admission's results without re-executing.
+        """
+        if self._open is None:
+            head = self.head()
+            self._open = BlockContext(
+                chain_id=self.chain_id,
+                height=head.height + 1,
+                timestamp_ms=max(self._clock(), head.timestamp_ms),
+                proposer=self.node_address,
+            )
+        return self._open
 
     def _decode(self, data: bytes) -> txmod.Transaction:
         try:
@@ -97,6 +110,16 @@ class NodeService:
         except (CoreError, CryptoError):
             self.counters["tx_rejected"] += 1
             raise
+
+    def _decode_all(self, items: Sequence[bytes]) -> list[txmod.Transaction | Exception]:
+        """Decode and verify; libsodium releases the GIL, so two threads use two cores."""
+        decoded: list[txmod.Transaction | Exception] = []
+        for data in items:
+            try:
+                decoded.append(self._decode(data))
+            except (CoreError, CryptoError) as exc:
+                decoded.append(exc)
+        return decoded
 
     def _admit(self, tx: txmod.Transaction) -> None:
         """Execute against committed + pending state and queue; caller holds the lock."""
@@ -109,7 +132,7 @@ class NodeService:
         except EhrError:
             self.counters["tx_rejected"] += 1
             raise
-        self._pool.add(tx, effects, self._clock())
+        self._pool.add(tx, effects, self._clock(), self._context())
         self.counters["tx_accepted"] += 1
         self._committed.notify_all()
 
@@ -122,12 +145,12 @@ class NodeService:
 
     def submit_many(self, items: Sequence[bytes]) -> list[tuple[bytes | None, Exception | None]]:
         """Verify and queue many; each item succeeds or fails on its own."""
-        decoded: list[txmod.Transaction | Exception] = []
-        for data in items:
-            try:
-                decoded.append(self._decode(data))
-            except (CoreError, CryptoError) as exc:
-                decoded.append(exc)
+        if len(items) >= 2 * _PARALLEL_MIN:
+            half = len(items) // 2
+            parts = self._verifiers.map(self._decode_all, (items[:half], items[half:]))
+            decoded = [item for part in parts for item in part]
+        else:
+            decoded = self._decode_all(items)
         results: list[tuple[bytes | None, Exception | None]] = []
         with self._lock:
             for item in decoded:
@@ -164,11 +187,20 @@ class NodeService:
         head = self.head()
         ctx = self._context()
         candidates = self._pool.take(self.settings.max_block_txs, self.settings.max_block_bytes)
-        accepted, rejected, result = select_txs(
-            self._reader, candidates, ctx, len(candidates), prev_root=head.state_root
-        )
+        reused = self._pool.block_result(candidates, ctx, head.state_root)
+        if reused is not None:
+            accepted, rejected, result = (
+                candidates,
+                list[tuple[txmod.Transaction, EhrError]](),
+                reused,
+            )
+        else:
+            accepted, rejected, result = select_txs(
+                self._reader, candidates, ctx, len(candidates), prev_root=head.state_root
+            )
         if not accepted:
             self._pool.remove([t for t, _ in rejected])
+            self._open = None
             self._pool.rebuild(self._context())
             return None
         txs = tuple(accepted)
@@ -189,8 +221,13 @@ class NodeService:
         )
         block = blockmod.Block(header, txs, self.engine.certify(header))
         self.ledger.commit_block(block, result.writes, views.ledger_events(result.events))
+        self._head = self._load_head()
+        self._open = None
         self._pool.remove(list(txs) + [t for t, _ in rejected])
-        self._pool.rebuild(self._context())
+        if rejected or len(self._pool):
+            self._pool.rebuild(self._context())
+        else:
+            self._pool.committed((), result.writes)
         self.counters["blocks"] += 1
         self._committed.notify_all()
         return block
@@ -230,6 +267,8 @@ class NodeService:
             if result.state_root != block.header.state_root:
                 raise Rejected("invalid_block", "state root does not match the transactions")
             self.ledger.commit_block(block, result.writes, views.ledger_events(result.events))
+            self._head = self._load_head()
+            self._open = None
             self._pool.remove(list(block.txs))
             self._pool.rebuild(self._context())
             self._committed.notify_all()
@@ -238,6 +277,10 @@ class NodeService:
     # -- queries -----------------------------------------------------------
 
     def head(self) -> ChainHead:
+        """The last committed block (cached; refreshed by every commit)."""
+        return self._head
+
+    def _load_head(self) -> ChainHead:
         head = self.ledger.head()
         if head is None:
             raise NotFoundError("the ledger has no genesis block")

@@ -7,7 +7,8 @@ The verifier walks the stored chain and, for each block, in order:
 4. checks the commit certificate against the validator set of the replayed state;
 5. re-executes every transaction on a scratch replica and compares the state root.
 Then it compares the replica's state with the stored state table row by row,
-and checks every blob against its content id. The first problem found is named.
+checks that the blob of every version the chain records is stored, and checks
+every blob against its content id. The first problem found is named.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def verify_data_dir(data_dir: Path, progress: Progress = _noop) -> VerifyReport:
                     _compare_state(stored, replica)
                 finally:
                     stored.close()
+                _verify_version_blobs(replica, BlobStore(settings.blob_dir))
             finally:
                 replica.close()
         _verify_blobs(BlobStore(settings.blob_dir), counts, progress)
@@ -171,6 +173,8 @@ def _compare_state(stored: LedgerView, replica: Ledger) -> None:
     mine = replica.iter_state()
     for key, value in stored.iter_state():
         expected = next(mine, None)
+        if expected is not None and expected[0] < key:
+            raise Tampered(f"state entry {expected[0]!r} is missing from the stored state")
         if expected is None or expected[0] != key:
             raise Tampered(f"state entry {key!r} is not produced by the chain")
         if expected[1] != value:
@@ -178,6 +182,20 @@ def _compare_state(stored: LedgerView, replica: Ledger) -> None:
     extra = next(mine, None)
     if extra is not None:
         raise Tampered(f"state entry {extra[0]!r} is missing from the stored state")
+
+
+def _verify_version_blobs(replica: Ledger, blobs: BlobStore) -> None:
+    """Every version the replayed chain records has its blob in the store."""
+    after = ""
+    while True:
+        page = replica.scan_prefix("version/", PAGE, after)
+        for key, value in page:
+            cid = str(encoding.decode(value)["cid"])
+            if not blobs.has(cid):
+                raise Tampered(f"blob {cid} of state entry {key!r} is missing")
+        if len(page) < PAGE:
+            return
+        after = page[-1][0]
 
 
 def _verify_blobs(blobs: BlobStore, counts: dict[str, int], progress: Progress) -> None:
