@@ -11,13 +11,14 @@ An Actor is not thread-safe; use one per thread.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from ehrchain.client.emergency import seal_reason
 from ehrchain.client.errors import ApiError, ClientError, MissingData, NotFound, TransportError
 from ehrchain.client.http import EhrClient, Submitted
 from ehrchain.client.identity import PublicIdentity, public_identity
+from ehrchain.client.wrapped import WrappedKeys
 from ehrchain.core import tx as txmod
 from ehrchain.core.types import Address
 from ehrchain.crypto.hpke import EncryptionKey
@@ -40,7 +41,6 @@ DEFAULT_WAIT_S: Final = 30.0
 FHIR_RELEASES: Final = {"R4": "4.0.1", "R4B": "4.3.0", "R5": "5.0.0"}
 """FHIR release name (what validation takes) -> version number (what the chain records)."""
 _RELEASE_OF: Final = {v: k for k, v in FHIR_RELEASES.items()}
-_PAGE: Final = 500
 ALL: Final = Scope(all=True)
 
 Card = Identity | PublicIdentity
@@ -242,7 +242,7 @@ class Actor:
     ) -> Rewraps:
         """[record_id, version, wrapped] for every covered version the grantee cannot open yet."""
         grantee_key = self._encryption_key(grantee)
-        keys = _WrappedKeys(self.client, patient, self.address)
+        keys = WrappedKeys(self.client, patient, self.address)
         out: Rewraps = []
         for rec in self.records(patient):
             record_id = str(rec["record_id"])
@@ -400,59 +400,11 @@ class Actor:
 
     def history(self, patient: str | None = None) -> list[dict[str, Any]]:
         """Every event on a patient's file, newest first (as the node lists them)."""
-        return list(_all_pages(self.client.history, patient or self.address))
+        return list(self.client.iter_history(patient or self.address))
 
     def records(self, patient: str | None = None) -> list[dict[str, Any]]:
-        return list(_all_pages(self.client.patient_records, patient or self.address))
-
-
-def _all_pages(
-    fetch: Callable[[str, int, int], list[dict[str, Any]]], patient: str
-) -> Iterator[dict[str, Any]]:
-    offset = 0
-    while True:
-        page = fetch(patient, offset, _PAGE)
-        yield from page
-        if len(page) < _PAGE:
-            return
-        offset += len(page)
+        return list(self.client.iter_patient_records(patient or self.address))
 
 
 def _chunks(items: Sequence[list[Any]]) -> list[Rewraps]:
     return [list(items[i : i + MAX_REWRAPS]) for i in range(0, len(items), MAX_REWRAPS)]
-
-
-class _WrappedKeys:
-    """The holder's wrapped data key of each version, from public ledger data.
-
-    The version view lists wrapped keys when the node includes them; otherwise
-    the key is read from the payload of the transaction that wrote the version,
-    found through the patient's history (looked up once, on first need).
-    """
-
-    def __init__(self, client: EhrClient, patient: str, holder: str) -> None:
-        self.client = client
-        self.patient = patient
-        self.holder = holder
-        self._writers: dict[tuple[str, int], str] | None = None
-
-    def of(self, meta: dict[str, Any], record_id: str, number: int) -> bytes:
-        listed = meta.get("wrapped")
-        if isinstance(listed, dict) and isinstance(listed.get(self.holder), str):
-            return bytes.fromhex(listed[self.holder])
-        tx_id = self._writer_tx(record_id, number)
-        found = self.client.tx(bytes.fromhex(tx_id)) if tx_id else None
-        wrapped = found["tx"]["payload"].get("wrapped", {}) if found else {}
-        entry = wrapped.get(self.holder)
-        if not isinstance(entry, dict) or not isinstance(entry.get("hex"), str):
-            raise MissingData(f"no wrapped key of {self.holder} for {record_id} v{number}")
-        return bytes.fromhex(entry["hex"])
-
-    def _writer_tx(self, record_id: str, number: int) -> str | None:
-        if self._writers is None:
-            self._writers = {
-                (str(e["record_id"]), int(e["version"])): str(e["tx_id"])
-                for e in _all_pages(self.client.history, self.patient)
-                if e.get("kind") in ("record.create", "record.amend")
-            }
-        return self._writers.get((record_id, number))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -56,6 +56,7 @@ KIND_ROUTES: Final[Mapping[str, str]] = {
 CBOR: Final = {"content-type": "application/cbor"}
 MAX_SERVER_WAIT_S: Final = 30.0
 DEFAULT_TIMEOUT_S: Final = 60.0
+MAX_PAGE: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +306,13 @@ class EhrClient:
         keys = {a: bytes.fromhex(k) for a, k in body["readers"].items()}
         return Readers(epoch=int(body["epoch"]), keys=keys)
 
+    def iter_history(self, patient: str) -> Iterator[dict[str, Any]]:
+        """Every event of a patient's file, page by page (newest first)."""
+        return _pages(self.history, patient)
+
+    def iter_patient_records(self, patient: str) -> Iterator[dict[str, Any]]:
+        return _pages(self.patient_records, patient)
+
     def _items(self, path: str, offset: int, limit: int) -> list[dict[str, Any]]:
         params = {"offset": offset, "limit": limit}
         items: list[dict[str, Any]] = self._call("GET", path, params=params)["items"]
@@ -332,6 +340,18 @@ class EhrClient:
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise MissingData(f"read answer is incomplete: {type(exc).__name__}") from exc
+
+
+def _pages(
+    fetch: Callable[[str, int, int], list[dict[str, Any]]], patient: str
+) -> Iterator[dict[str, Any]]:
+    offset = 0
+    while True:
+        page = fetch(patient, offset, MAX_PAGE)
+        yield from page
+        if len(page) < MAX_PAGE:
+            return
+        offset += len(page)
 
 
 def _b64url(text: str) -> bytes:
