@@ -1,0 +1,148 @@
+"""Operator commands: initialise and run a node, the demo, verify, bench.
+
+These wire options to the node package and show progress; the work itself is
+``ehrchain.node``'s. Imports happen inside each command so that client
+commands start quickly and do not load the node's storage and consensus.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from ehrchain.cli.common import EXIT_FAILED, PasswordEnvOpt, console, fail, guarded, password_from
+from ehrchain.node.settings import PASSWORD_ENV as NODE_PASSWORD_ENV
+
+__all__ = ["bench", "demo", "node_app", "verify"]
+
+node_app = typer.Typer(help="Initialise and run a node.", no_args_is_help=True)
+
+DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="The node's data directory.")]
+
+
+@node_app.command("init")
+@guarded
+def node_init(
+    data_dir: DataDirOpt,
+    chain_id: Annotated[str, typer.Option("--chain-id")] = "ehrchain-local",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    password_env: PasswordEnvOpt = NODE_PASSWORD_ENV,
+) -> None:
+    """Create a single-validator node: settings, genesis, encrypted keys, genesis block."""
+    from ehrchain.node.setup import init_node
+
+    password = password_from(password_env, confirm=True)
+    result = init_node(data_dir, password=password, chain_id=chain_id, port=port)
+    console.print(f"node initialised in {data_dir} for chain [bold]{chain_id}[/bold]")
+    console.print(f"consortium admin {result.admin.address}")
+    console.print(f"validator        {result.validator.address}")
+    console.print(f"start it with: ehrchain node start --data-dir {data_dir}")
+
+
+@node_app.command("start")
+@guarded
+def node_start(
+    data_dir: DataDirOpt,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+    host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
+) -> None:
+    """Run the node until interrupted (its key password comes from $EHRCHAIN_NODE_PASSWORD)."""
+    from ehrchain.node.server import run_node
+
+    run_node(data_dir, host, port)
+
+
+@guarded
+def demo(
+    data_dir: DataDirOpt,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+) -> None:
+    """Start a local consortium with sample data and print where to log in."""
+    from ehrchain.node.demo import run_demo
+
+    run_demo(data_dir, port)
+
+
+@guarded
+def verify(data_dir: DataDirOpt) -> None:
+    """Audit a data directory; exit 1 naming the first tampered block, transaction or blob."""
+    from ehrchain.node.verify import verify_data_dir
+
+    with _StageProgress() as progress:
+        report = verify_data_dir(data_dir, progress.update)
+    if not report.ok:
+        raise fail(f"verification failed: {report.first_problem}", EXIT_FAILED)
+    console.print(
+        f"[green]ok[/green]: {report.blocks} blocks, {report.txs} transactions, "
+        f"{report.blobs} blobs verified"
+    )
+
+
+@guarded
+def bench(
+    data_dir: DataDirOpt,
+    txs: Annotated[int, typer.Option("--txs", min=1, help="Signed transactions.")] = 40_000,
+    records: Annotated[int, typer.Option("--records", min=1, help="Records to write.")] = 2_000,
+    reads: Annotated[int, typer.Option("--reads", min=1, help="Records to read.")] = 500,
+    patients: Annotated[int, typer.Option("--patients", min=1)] = 50,
+    record_kib: Annotated[int, typer.Option("--record-kib", min=1)] = 64,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON here.")
+    ] = None,
+) -> None:
+    """Measure committed tx/s, records/s and read latency on this machine."""
+    from ehrchain.node.bench import run_bench, summary
+
+    with _StageProgress() as progress:
+        result = run_bench(
+            data_dir,
+            txs=txs,
+            records=records,
+            reads=reads,
+            patients=patients,
+            record_kib=record_kib,
+            json_out=json_out,
+            progress=progress.update,
+        )
+    table = Table("measure", "value", "target", "ceiling", "of ceiling")
+    for name, (value, target, ceiling, ratio) in summary(result).items():
+        table.add_row(
+            name,
+            f"{value:,.1f}",
+            target,
+            "-" if ceiling is None else f"{ceiling:,.0f}",
+            "-" if ratio is None else f"{ratio:.0%}",
+        )
+    console.print(table)
+
+
+class _StageProgress:
+    """A rich progress bar per verification stage, fed by ``(stage, done, total)``."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> _StageProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        task = self._tasks.get(stage)
+        if task is None:
+            task = self._progress.add_task(stage, total=total or None)
+            self._tasks[stage] = task
+        self._progress.update(task, completed=done, total=total or None)
