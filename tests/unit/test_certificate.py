@@ -40,6 +40,7 @@ def header(height: int = 7, chain_id: str = CHAIN) -> BlockHeader:
         version=VERSION,
         chain_id=ChainId(chain_id),
         size=0,
+        tx_count=0,
         height=height,
         prev_hash=GENESIS_PARENT,
         tx_root=merkle.EMPTY_ROOT,

@@ -48,6 +48,7 @@ def header(height: int = 1, proposer: Address = VALIDATOR) -> BlockHeader:
         version=VERSION,
         chain_id=ChainId(CHAIN),
         size=0,
+        tx_count=0,
         height=height,
         prev_hash=GENESIS_PARENT,
         tx_root=merkle.EMPTY_ROOT,

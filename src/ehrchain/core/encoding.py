@@ -72,24 +72,31 @@ def decode(data: bytes) -> Any:
     return value
 
 
+_SCALARS: Final = frozenset({int, bool, bytes, str, type(None)})
+
+
 def _freeze(value: Any, depth: int = 0) -> Any:
     """Check a decoded value holds only allowed types; lists become tuples.
 
     One pass does both, so the canonical re-encoding in ``decode`` needs no
-    second type check.
+    second type check. Exact type tests (not isinstance): cbor2 returns only
+    built-in types for the allowed major types.
     """
-    if value is None or isinstance(value, bool | int | bytes | str):
+    kind = type(value)
+    if kind in _SCALARS:
         return value
     if depth > 32:
         raise EncodingError("nesting deeper than 32 levels")
-    if isinstance(value, list):
-        return tuple(_freeze(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        for key in value:
-            if not isinstance(key, str):
+    if kind is list:
+        return tuple([_freeze(v, depth + 1) for v in value])
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
                 raise EncodingError(f"map key must be str, not {type(key).__name__}")
-        return {k: _freeze(v, depth + 1) for k, v in value.items()}
-    raise EncodingError(f"type {type(value).__name__} is not allowed")
+            out[key] = item if type(item) in _SCALARS else _freeze(item, depth + 1)
+        return out
+    raise EncodingError(f"type {kind.__name__} is not allowed")
 
 
 def tagged_hash(domain: str, value: Any) -> bytes:

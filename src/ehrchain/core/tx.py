@@ -1,10 +1,15 @@
 """Signed transactions.
 
-A transaction names its kind (``record.put``, ``consent.grant`` …), the chain it
-is for, its sender and the sender's next sequence number (replay protection: a
+A transaction names its kind (``record.create``, ``access.grant`` …), the chain
+it is for, its sender and the sender's next sequence number (replay protection: a
 sequence number is used once, in order), a payload and the sender's current
-public key. The signature covers all of these through the canonical encoding
-with a domain tag, so a transaction signed for one chain is invalid on another.
+public key. These six fields are the *body*, canonically encoded once; the
+signature covers a domain tag and exactly those body bytes, so a transaction
+signed for one chain is invalid on another, and a verifier checks the signature
+over the bytes it received without encoding anything again.
+
+Wire form: ``encode([body, signature])`` where ``body`` is the canonical v1
+encoding of ``[kind, chain_id, sender, nonce, payload, public_key]``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from ehrchain.core.types import Address, ChainId, TxId
 from ehrchain.crypto import signing
 
 SIGNING_DOMAIN: Final = "ehrchain/tx/v1"
+_SIGNING_PREFIX: Final = SIGNING_DOMAIN.encode("ascii") + b"\x00"
 MAX_TX_SIZE: Final = 1024 * 1024
 MAX_KIND_LENGTH: Final = 64
 MAX_NONCE: Final = 2**63 - 1
@@ -38,12 +44,12 @@ class Transaction:
     signature: bytes = b""
     _encoded: bytes = field(default=b"", compare=False, repr=False)
     _id: bytes = field(default=b"", compare=False, repr=False)
+    _body: bytes = field(default=b"", compare=False, repr=False)
 
-    def signing_bytes(self) -> bytes:
-        """The bytes the sender signs: everything except the signature."""
-        return encoding.encode(
-            [
-                SIGNING_DOMAIN,
+    def body(self) -> bytes:
+        """Canonical encoding of everything but the signature (computed once)."""
+        if not self._body:
+            fields = [
                 self.kind,
                 self.chain_id,
                 self.sender,
@@ -51,23 +57,18 @@ class Transaction:
                 self.payload,
                 self.public_key,
             ]
-        )
+            object.__setattr__(self, "_body", encoding.encode(fields))
+        return self._body
+
+    def signing_bytes(self) -> bytes:
+        """The bytes the sender signs: a domain tag and the body."""
+        return _SIGNING_PREFIX + self.body()
 
     def to_bytes(self) -> bytes:
         """The canonical wire and storage encoding of the signed transaction."""
         if self._encoded:
             return self._encoded
-        return encoding.encode(
-            [
-                self.kind,
-                self.chain_id,
-                self.sender,
-                self.nonce,
-                self.payload,
-                self.public_key,
-                self.signature,
-            ]
-        )
+        return encoding.encode([self.body(), self.signature])
 
     @property
     def tx_id(self) -> TxId:
@@ -96,6 +97,7 @@ def build(
     signed = Transaction(
         kind, ChainId(chain_id), sender, nonce, payload, key.public_key, signature
     )
+    object.__setattr__(signed, "_body", unsigned.body())
     return _with_encoding(signed)
 
 
@@ -134,12 +136,18 @@ def from_bytes(data: bytes) -> Transaction:
     if len(data) > MAX_TX_SIZE:
         raise InvalidTransaction(f"transaction of {len(data)} bytes exceeds {MAX_TX_SIZE}")
     try:
-        fields = encoding.decode(data)
+        outer = encoding.decode(data)
+        if not isinstance(outer, tuple) or len(outer) != 2:
+            raise InvalidTransaction("transaction must be a [body, signature] array")
+        body, signature = outer
+        if not isinstance(body, bytes):
+            raise InvalidTransaction("transaction body must be bytes")
+        fields = encoding.decode(body)
     except CoreError as exc:
         raise InvalidTransaction(f"undecodable transaction: {exc}") from exc
-    if not isinstance(fields, tuple) or len(fields) != 7:
-        raise InvalidTransaction("transaction must be a 7-element array")
-    kind, chain_id, sender, nonce, payload, public_key, signature = fields
+    if not isinstance(fields, tuple) or len(fields) != 6:
+        raise InvalidTransaction("transaction body must be a 6-element array")
+    kind, chain_id, sender, nonce, payload, public_key = fields
     if not isinstance(sender, str):
         raise InvalidTransaction("sender must be a string")
     tx = Transaction(
@@ -147,6 +155,7 @@ def from_bytes(data: bytes) -> Transaction:
     )
     check_shape(tx)
     object.__setattr__(tx, "_encoded", bytes(data))
+    object.__setattr__(tx, "_body", body)
     return tx
 
 
