@@ -32,17 +32,27 @@ KIND_WORDS: Final = {
     "record.read": "opened a record",
     "read": "opened a record",
     "access.request": "asked for access",
-    "access.grant": "was granted access",
-    "access.revoke": "had access revoked",
-    "access.deny": "was denied access",
-    "delegate.add": "became a caregiver",
-    "delegate.remove": "stopped being a caregiver",
-    "consent.authorise": "may add records",
-    "consent.withdraw": "may no longer add records",
+    "access.grant": "granted access to",
+    "access.revoke": "revoked the access of",
+    "access.deny": "denied the request of",
+    "delegate.add": "made a caregiver:",
+    "delegate.remove": "removed the caregiver",
+    "consent.authorise": "allowed to add records:",
+    "consent.withdraw": "no longer allowed to add records:",
     "break_glass": "broke the glass (emergency access)",
     "access.break_glass": "broke the glass (emergency access)",
-    "keys.rewrap": "received emergency keys",
+    "keys.rewrap": "delivered emergency keys to",
     "patient.register": "registered the patient",
+}
+TARGET_FIELD: Final = {
+    "access.grant": "grantee",
+    "access.revoke": "grantee",
+    "access.deny": "provider",
+    "delegate.add": "caregiver",
+    "delegate.remove": "caregiver",
+    "consent.authorise": "provider",
+    "consent.withdraw": "provider",
+    "keys.rewrap": "grantee",
 }
 
 
@@ -311,13 +321,21 @@ def add_routes(router: APIRouter, web: Web) -> None:
         session = web.require(request, PATIENT)
         events = web.service.history(session.address, 0, 500)
         reasons: dict[str, str] = {}
+        targets: dict[str, str] = {}
         for event in events:
-            if event["kind"] in ("break_glass", "access.break_glass"):
-                found = web.service.tx(bytes.fromhex(event["tx_id"]))
-                if found is not None:
-                    sealed = as_bytes(found[0].payload["reason"])
-                    text = web.custody.open_reason(session.identity, event["actor"], sealed)
-                    reasons[event["tx_id"]] = f"{found[0].payload['reason_code']}: {text}"
+            kind = str(event["kind"])
+            if kind not in TARGET_FIELD and kind not in ("break_glass", "access.break_glass"):
+                continue
+            found = web.service.tx(bytes.fromhex(event["tx_id"]))
+            if found is None:
+                continue
+            payload = found[0].payload
+            if kind in TARGET_FIELD:
+                targets[event["tx_id"]] = web.name(str(payload[TARGET_FIELD[kind]]))
+            else:
+                sealed = as_bytes(payload["reason"])
+                text = web.custody.open_reason(session.identity, event["actor"], sealed)
+                reasons[event["tx_id"]] = f"{payload['reason_code']}: {text}"
         template = "history_rows.html" if request.headers.get("hx-request") else "history.html"
         return web.page(
             request,
@@ -326,5 +344,6 @@ def add_routes(router: APIRouter, web: Web) -> None:
             events=events,
             words=KIND_WORDS,
             reasons=reasons,
+            targets=targets,
             reason_codes=REASON_CODES,
         )

@@ -79,14 +79,26 @@
     return sn === 0 ? r : null;
   }
 
-  async function signatureCheck(tx, txItem) {
-    const f = txItem.value;
-    const encoder = new TextEncoder();
-    const domain = encoder.encode("ehrchain/tx/v1");
-    const signed = concat(Uint8Array.of(1, 0x87, 0x60 | domain.length), domain, tx.slice(f[0].start, f[5].end));
+  // The wire form is either [body, signature] with body = 0x01 ‖ CBOR of the six fields
+  // (signed as domain ‖ 0x00 ‖ body), or the older flat array of seven fields
+  // (signed as 0x01 ‖ CBOR [domain, six fields]).
+  function parseTx(tx) {
+    const outer = read(tx, 1).value;
+    if (outer.length === 2 && outer[0].value instanceof Uint8Array) {
+      const body = outer[0].value;
+      const fields = read(body, 1).value;
+      const domain = new TextEncoder().encode("ehrchain/tx/v1");
+      return { fields, signature: outer[1].value, signed: concat(domain, Uint8Array.of(0), body) };
+    }
+    const domain = new TextEncoder().encode("ehrchain/tx/v1");
+    const signed = concat(Uint8Array.of(1, 0x87, 0x60 | domain.length), domain, tx.slice(outer[0].start, outer[5].end));
+    return { fields: outer.slice(0, 6), signature: outer[6].value, signed };
+  }
+
+  async function signatureCheck(parsed) {
     try {
-      const key = await crypto.subtle.importKey("raw", f[5].value, { name: "Ed25519" }, false, ["verify"]);
-      return await crypto.subtle.verify({ name: "Ed25519" }, key, f[6].value, signed);
+      const key = await crypto.subtle.importKey("raw", parsed.fields[5].value, { name: "Ed25519" }, false, ["verify"]);
+      return await crypto.subtle.verify({ name: "Ed25519" }, key, parsed.signature, parsed.signed);
     } catch (e) {
       return null;
     }
@@ -98,10 +110,10 @@
     const proof = data.proof;
     const header = fromHex(data.header_bytes);
     ok = step(toHex(await sha256(tx)) === data.tx_id, "the transaction bytes hash to its id " + data.tx_id.slice(0, 16) + "…") && ok;
-    const txItem = read(tx, 1);
-    const f = txItem.value;
+    const parsed = parseTx(tx);
+    const f = parsed.fields;
     step(true, "decoded: " + f[0].value + " by " + f[2].value + ", nonce " + f[3].value);
-    const sig = await signatureCheck(tx, txItem);
+    const sig = await signatureCheck(parsed);
     if (sig === null) step(null, "signature: this browser has no Ed25519 in Web Crypto; skipped");
     else ok = step(sig, "the sender's Ed25519 signature over the transaction is valid") && ok;
     const leaf = await sha256(Uint8Array.of(0), tx);
