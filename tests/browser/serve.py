@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import uvicorn
@@ -24,22 +23,15 @@ from ehrchain.node.settings import KEY_DIR, load
 from ehrchain.node.setup import ADMIN_KEY_FILE
 from ehrchain.node.wiring import Sealer, open_service
 from ehrchain.web import FAST_PASSWORD_COST, WebSettings, create_web
-from ehrchain.web.accounts import AccountStore
+from ehrchain.web.setup import add_web_account
 
 
 def bootstrap(settings: WebSettings, node_key: Path, admin_key: Path, password: str) -> None:
-    store = AccountStore(settings.accounts_path, settings.password_cost, settings.keystore_kdf)
-    try:
-        now = time.time_ns() // 1_000_000
-        for username, path, name in (
-            ("admin", admin_key, "Consortium Admin"),
-            ("validator", node_key, "Validator Node 0"),
-        ):
-            if store.get(username) is None:
-                identity = load_identity(path, password)
-                store.create(username, password, identity, display_name=name, now_ms=now)
-    finally:
-        store.close()
+    for username, path, name in (
+        ("admin", admin_key, "Consortium Admin"),
+        ("validator", node_key, "Validator Node 0"),
+    ):
+        add_web_account(settings, username, password, load_identity(path, password), name)
 
 
 def main() -> None:
