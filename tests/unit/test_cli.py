@@ -184,10 +184,21 @@ def test_client_flow_on_a_real_node(
     stdout = ok("record", "get", record_id, "--key", str(keys["patient"]))
     assert stdout.stdout_bytes == OBSERVATION
     ok("revoke", addr["specialist"], "--key", str(keys["patient"]))
+    patient = ("--key", str(keys["patient"]))
+    amended = tmp_path / "amended.json"
+    amended.write_bytes(OBSERVATION.replace(b"4.2", b"3.9"))
+    assert "version 2 committed" in ok("record", "amend", record_id, str(amended), *patient).stdout
+    ok("keys", "rotate", str(keys["patient"]))
+    assert not (tmp_path / "patient.key.rotating").exists()
+    shown = json.loads(run(runner, "keys", "show", str(keys["patient"]), "--json").stdout)
+    assert shown["address"] == addr["patient"]
+    assert shown["encryption_key"] != json.loads(cards["patient"].read_text())["encryption_key"]
+    assert ok("record", "get", record_id, "--version", "1", *patient).stdout_bytes == OBSERVATION
+    assert ok("record", "get", record_id, *patient).stdout_bytes == amended.read_bytes()
     with EhrClient(node_server.url) as client:
         client.mine()
     history = ok("history", "--key", str(keys["patient"])).stdout
-    for kind in ("read", "access.grant", "access.revoke", "record.create"):
+    for kind in ("read", "access.grant", "access.revoke", "record.create", "key.rotate"):
         assert kind in history
     status = ok("status").stdout
     assert "ehrchain-test" in status

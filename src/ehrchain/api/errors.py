@@ -66,38 +66,38 @@ class ApiRequestError(Exception):
     code: ClassVar[str] = "malformed_request"
 
 
-class MalformedRequest(ApiRequestError):  # noqa: N818 (name is part of the public API)
+class MalformedRequest(ApiRequestError):
     """The body or a parameter does not parse (JSON syntax, base64, CBOR)."""
 
 
-class InvalidRequest(ApiRequestError):  # noqa: N818 (name is part of the public API)
+class InvalidRequest(ApiRequestError):
     """The request parsed but has the wrong shape or types."""
 
     status = 422
     code = "invalid_request"
 
 
-class WrongKind(ApiRequestError):  # noqa: N818 (name is part of the public API)
+class WrongKind(ApiRequestError):
     """The signed transaction's kind does not belong to the route it was sent to."""
 
     code = "wrong_kind"
 
 
-class NotFound(ApiRequestError):  # noqa: N818 (name is part of the public API)
+class NotFound(ApiRequestError):
     """No block, transaction, account or record under the requested id."""
 
     status = 404
     code = "not_found"
 
 
-class BodyTooLarge(ApiRequestError):  # noqa: N818 (name is part of the public API)
+class BodyTooLarge(ApiRequestError):
     """The body is larger than the app's ``max_body_bytes``."""
 
     status = 413
     code = "payload_too_large"
 
 
-class UnsupportedMediaType(ApiRequestError):  # noqa: N818 (name is part of the public API)
+class UnsupportedMediaType(ApiRequestError):
     """The Content-Type is not one the route accepts."""
 
     status = 415

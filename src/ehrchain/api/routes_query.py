@@ -13,12 +13,14 @@ from fastapi import APIRouter, Path, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ehrchain.api.errors import NotFound
+from ehrchain.api.errors import MalformedRequest, NotFound
 from ehrchain.api.routes_ops import RECORD_ID_PATTERN
 from ehrchain.api.routes_seed import MAX_PAGE
 from ehrchain.api.schemas import b64url_encode, block_json, json_response, jsonable, tx_json
 from ehrchain.api.submit import ERROR_RESPONSES
 from ehrchain.core.address import parse_address
+from ehrchain.core.errors import InvalidAddress
+from ehrchain.core.types import Address
 from ehrchain.node.service import NodeService
 
 __all__ = ["query_router"]
@@ -87,14 +89,14 @@ def query_router(service: NodeService) -> APIRouter:
 
     @router.get("/v1/accounts/{address}", summary="An account's role, keys and status")
     def account(address: str) -> Response:
-        found = service.account(parse_address(address))
+        found = service.account(_address(address))
         if found is None:
             raise NotFound("no account with that address")
         return json_response(jsonable(found))
 
     @router.get("/v1/accounts/{address}/nonce", summary="The account's next nonce (pending-aware)")
     def nonce(address: str) -> Response:
-        parsed = parse_address(address)
+        parsed = _address(address)
         return json_response({"address": parsed, "next_nonce": service.next_nonce(parsed)})
 
     @router.get("/v1/records/{record_id}", summary="A record's metadata")
@@ -115,24 +117,24 @@ def query_router(service: NodeService) -> APIRouter:
 
     @router.get("/v1/patients/{address}/records", summary="A patient's records, paged")
     def patient_records(address: str, offset: int = _OFFSET, limit: int = _LIMIT) -> Response:
-        patient = parse_address(address)
+        patient = _address(address)
         items = service.patient_records(patient, offset, limit)
         return json_response({"offset": offset, "items": jsonable(items)})
 
     @router.get("/v1/patients/{address}/history", summary="Who did what to a patient's file")
     def history(address: str, offset: int = _OFFSET, limit: int = _LIMIT) -> Response:
-        patient = parse_address(address)
+        patient = _address(address)
         items = service.history(patient, offset, limit)
         return json_response({"offset": offset, "items": jsonable(items)})
 
     @router.get("/v1/patients/{address}/requests", summary="Access requests to a patient")
     def requests(address: str) -> Response:
-        items = service.access_requests(parse_address(address))
+        items = service.access_requests(_address(address))
         return json_response({"items": jsonable(items)})
 
     @router.get("/v1/patients/{address}/grants", summary="Grants a patient has given")
     def grants(address: str) -> Response:
-        items = service.grants(parse_address(address))
+        items = service.grants(_address(address))
         return json_response({"items": jsonable(items)})
 
     @router.get(
@@ -145,8 +147,8 @@ def query_router(service: NodeService) -> APIRouter:
         author: str = Query(max_length=90),
         record_id: str | None = Query(None, pattern=RECORD_ID_PATTERN),
     ) -> Response:
-        patient = parse_address(address)
-        keys = service.readers(patient, record_id, category, parse_address(author))
+        patient = _address(address)
+        keys = service.readers(patient, record_id, category, _address(author))
         return json_response(
             {
                 "patient": patient,
@@ -156,3 +158,11 @@ def query_router(service: NodeService) -> APIRouter:
         )
 
     return router
+
+
+def _address(text: str) -> Address:
+    """A path or query address; the error names the rule, never the text sent."""
+    try:
+        return parse_address(text)
+    except InvalidAddress:
+        raise MalformedRequest("not a valid ehr1 address (Bech32, lower case)") from None

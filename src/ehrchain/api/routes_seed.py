@@ -93,7 +93,8 @@ def seed_router(service: NodeService) -> APIRouter:
                 out.append({"tx_id": tx_id.hex()})
             else:
                 problem = problem_for(exc if exc is not None else RuntimeError())
-                out.append({"error": {"code": problem.code, "message": problem.message}})
+                error = {"code": problem.code, "message": problem.message}
+                out.append({"status": problem.status, "error": error})
         return json_response(
             {"accepted": accepted, "rejected": len(results) - accepted, "results": out}
         )

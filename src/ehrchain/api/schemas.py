@@ -172,7 +172,10 @@ class ErrorDetail(_Doc):
 
 
 class BatchItem(_Doc):
+    """Either ``tx_id``, or the ``status`` and ``error`` the item alone would have got."""
+
     tx_id: str | None = None
+    status: int | None = None
     error: ErrorDetail | None = None
 
 

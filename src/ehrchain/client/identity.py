@@ -2,9 +2,10 @@
 
 Self-custody: keys are generated here, in the user's process, and only the
 public card (address and public keys) ever leaves it. A card is checked on
-construction: the address must derive from the signing key, and both keys must
-be valid points, so a mistyped or swapped card fails before it is signed into
-a transaction.
+construction: the address must be well-formed and both keys valid points, so a
+mistyped card fails before it is signed into a transaction. (The address
+derives from the *first* signing key only; after a rotation it no longer
+derives from the card's key, and registration checks derivation on the node.)
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ehrchain.core.address import address_from_public_key
-from ehrchain.core.errors import InvalidAddress
+from ehrchain.core.address import address_from_public_key, parse_address
 from ehrchain.crypto import hpke, signing
 from ehrchain.crypto.errors import InvalidKey
 from ehrchain.crypto.hpke import EncryptionKey
@@ -35,10 +35,9 @@ class PublicIdentity:
     role: str = ""
 
     def __post_init__(self) -> None:
+        parse_address(self.address)
         signing.check_public_key(self.signing_key)
         hpke.check_public_key(self.encryption_key)
-        if address_from_public_key(self.signing_key) != self.address:
-            raise InvalidAddress("address does not derive from the signing key")
 
     def to_payload(self) -> dict[str, Any]:
         """The ``{address, signing_key, encryption_key}`` map registration payloads use."""
