@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI, Query, Request
 from fastapi.testclient import TestClient
 
+import ehrchain.api as api
 from ehrchain.api import errors as api_errors
 from ehrchain.api.bodies import tx_bytes
 from ehrchain.api.errors import CODE_STATUS, install_error_handlers, problem_for
@@ -232,3 +233,14 @@ def test_unknown_route_and_method_use_the_error_body(probe: TestClient) -> None:
 
 def _json() -> dict[str, str]:
     return {"content-type": "application/json"}
+
+
+def test_public_surface() -> None:
+    assert sorted(api.__all__) == [
+        "CODE_STATUS",
+        "DEFAULT_MAX_BODY_BYTES",
+        "Problem",
+        "create_app",
+        "problem_for",
+    ]
+    assert all(hasattr(api, name) for name in api.__all__)
