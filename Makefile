@@ -33,6 +33,7 @@ unit: setup
 	$(VENV)/bin/pytest -m "not slow and not integration"
 
 test: lint typecheck
+	bash scripts/ensure_chromium.sh
 	$(VENV)/bin/pytest
 
 bench: setup

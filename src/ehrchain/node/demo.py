@@ -25,6 +25,8 @@ from ehrchain.ehr.values import Scope
 from ehrchain.node.process import NodeProcess
 from ehrchain.node.settings import KEY_DIR, NODE_KEY_FILE
 from ehrchain.node.setup import ADMIN_KEY_FILE, init_node
+from ehrchain.web.settings import WebSettings
+from ehrchain.web.setup import add_web_account
 
 DEMO_PASSWORD = "ehrchain-demo"  # noqa: S105 (sample consortium only; printed for the user)
 IDENTITY_DIR = "identities"
@@ -74,11 +76,13 @@ class _Population:
         self.dir = data_dir / IDENTITY_DIR
         self.dir.mkdir(exist_ok=True)
         self.users: list[DemoUser] = []
+        self.identities: list[Identity] = []
 
     def keep(self, identity: Identity) -> Identity:
         path = self.dir / f"{identity.label}.key"
         save_identity(path, identity, DEMO_PASSWORD, KdfParams.FAST_FOR_TESTS)
         self.users.append(DemoUser(identity.label, identity.role, identity.address, str(path)))
+        self.identities.append(identity)
         return identity
 
     def actor(self, label: str, role: str) -> Actor:
@@ -144,6 +148,16 @@ def _write_manifest(data_dir: Path, users: list[DemoUser]) -> None:
     (data_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def _web_accounts(data_dir: Path, identities: list[Identity]) -> None:
+    """A browser login per demo identity: username = label, the demo password."""
+    settings = WebSettings(data_dir=data_dir, keystore_kdf=KdfParams.FAST_FOR_TESTS)
+    for identity in identities:
+        hospital = identity.label.split("-admin")[0] if identity.role == "hospital_admin" else ""
+        add_web_account(
+            settings, identity.label, DEMO_PASSWORD, identity, identity.label, hospital=hospital
+        )
+
+
 def load_manifest(data_dir: Path) -> list[DemoUser]:
     return [DemoUser(**u) for u in json.loads((data_dir / MANIFEST).read_text())]
 
@@ -165,6 +179,7 @@ def prepare(data_dir: Path, port: int, say: Say) -> tuple[NodeProcess, list[Demo
             population = _Population(client, data_dir, say)
             population.run(admin, validator)
         _write_manifest(data_dir, population.users)
+        _web_accounts(data_dir, population.identities)
     return process, load_manifest(data_dir)
 
 
@@ -172,14 +187,16 @@ def describe(process: NodeProcess, users: list[DemoUser], data_dir: Path) -> str
     lines = [
         "",
         f"ehrchain demo is running at {process.url}",
+        f"  web app (log in):   {process.url}/",
         f"  API documentation:  {process.url}/docs",
         f"  chain explorer API: {process.url}/chain?start=0&limit=10",
         f"  data directory:     {data_dir}",
         "",
-        f"Demo identities (keystores in {data_dir / IDENTITY_DIR}, password {DEMO_PASSWORD!r}):",
+        f"Demo logins — username below, password {DEMO_PASSWORD!r} for the web app and for",
+        f"the keystores in {data_dir / IDENTITY_DIR}:",
     ]
     for user in users:
-        lines.append(f"  {user.role:<17} {user.label:<20} {user.address}")
+        lines.append(f"  {user.role:<17} {user.label:<18} {user.address}")
     patient = next(u for u in users if u.role == "patient")
     lines += [
         "",

@@ -12,6 +12,7 @@ from ehrchain.api.app import create_app
 from ehrchain.node import logs
 from ehrchain.node.settings import load
 from ehrchain.node.wiring import Sealer, open_service
+from ehrchain.web import create_web
 
 
 def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -> None:
@@ -22,6 +23,7 @@ def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -
     sealer = Sealer(service)
     sealer.start()
     app = create_app(service, max_body_bytes=settings.max_body_bytes)
+    app.include_router(create_web(service))
     logging.getLogger("ehrchain.node").info(
         "node started", extra={"chain_id": settings.chain_id, "port": settings.port}
     )

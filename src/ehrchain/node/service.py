@@ -373,6 +373,10 @@ class NodeService:
             )
             return views.encryption_keys(state, addresses)
 
+    def wrapped_key(self, record_id: str, number: int, reader: str) -> bytes | None:
+        """The reader's wrapped data key for a version (a lookup, not a permission)."""
+        return policy.wrapped_key_for(self._committed_state(), record_id, number, reader)
+
     def epoch(self, patient: str) -> int:
         with self._lock:
             return self._pool.state().epoch(Address(patient))
