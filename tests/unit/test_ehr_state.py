@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 
 import pytest
 from ehr_world import clinic
@@ -124,3 +125,10 @@ def test_world_state_is_readable_through_the_adapter() -> None:
     state = State(LedgerReader(_Ledger(store)))
     assert state.patient(c.patient.address) == c.world.state.patient(c.patient.address)
     assert state.is_validator(c.world.validator.address)
+
+
+@pytest.mark.parametrize("module", ["state", "kinds", "rules", "policy", "executor", "genesis"])
+def test_public_surface_exists(module: str) -> None:
+    mod = importlib.import_module(f"ehrchain.ehr.{module}")
+    missing = [name for name in mod.__all__ if not hasattr(mod, name)]
+    assert missing == []

@@ -28,6 +28,12 @@ from ehrchain.ehr.state import (
     state_root,
 )
 
+__all__ = [
+    "BlockResult",
+    "execute_block",
+    "select_txs",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class BlockResult:

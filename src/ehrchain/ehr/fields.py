@@ -192,3 +192,10 @@ def wrapped_keys(value: Any, name: str) -> dict[Address, bytes]:
         address(reader, f"{name}.<address>"): raw_bytes(key, f"{name}.<key>", MAX_WRAPPED_KEY)
         for reader, key in value.items()
     }
+
+
+def with_patient(payload: dict[str, Any], patient: Address | None) -> dict[str, Any]:
+    """Add the optional ``patient`` field when it was given."""
+    if patient is not None:
+        payload["patient"] = patient
+    return payload

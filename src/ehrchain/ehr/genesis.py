@@ -17,6 +17,14 @@ from ehrchain.ehr.errors import InvalidGenesis, MalformedPayload
 from ehrchain.ehr.state import VALIDATORS_KEY, Changes, acct_key, nonce_key, signer_key, state_root
 from ehrchain.ehr.values import ROLE_CONSORTIUM_ADMIN, ROLE_VALIDATOR, Account
 
+__all__ = [
+    "GenesisAccount",
+    "GenesisConfig",
+    "check_config",
+    "genesis_state_root",
+    "genesis_writes",
+]
+
 GenesisAccount = tuple[str, bytes, bytes]
 """(address, signing public key, encryption public key)."""
 

@@ -9,34 +9,62 @@ kind and what it does to the state are in ``ehr.rules``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, Self
 
-from ehrchain.core import encoding
 from ehrchain.core.types import Address
 from ehrchain.ehr import fields as f
 from ehrchain.ehr.errors import MalformedPayload
-from ehrchain.ehr.values import CATEGORIES, REASON_CODES, RECORD_KINDS, Scope
+from ehrchain.ehr.kinds_records import (
+    MAX_BLOB_SIZE,
+    RECORD_ID_DOMAIN,
+    RecordAmend,
+    RecordCreate,
+    RecordRead,
+    record_id_for,
+)
+from ehrchain.ehr.values import REASON_CODES, Scope
 
-RECORD_ID_DOMAIN: Final = "ehrchain/record-id/v1"
+__all__ = [
+    "MAX_BLOB_SIZE",
+    "MAX_REASON",
+    "MAX_REWRAPS",
+    "PAYLOADS",
+    "RECORD_ID_DOMAIN",
+    "SENDERS",
+    "AccessDeny",
+    "AccessGrant",
+    "AccessRequest",
+    "AccessRevoke",
+    "BreakGlass",
+    "ConsentChange",
+    "DelegateAdd",
+    "DelegateRemove",
+    "HospitalAdmit",
+    "KeyRotate",
+    "KeysRewrap",
+    "NewAccount",
+    "PatientRegister",
+    "Payload",
+    "ProviderRegister",
+    "ProviderVerify",
+    "RecordAmend",
+    "RecordCreate",
+    "RecordRead",
+    "Rewrap",
+    "ValidatorAdd",
+    "ValidatorRemove",
+    "parse_payload",
+    "record_id_for",
+]
+
 HOSPITAL_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{1,31}")
 LICENCE: Final = re.compile(r"[A-Za-z0-9-]{3,32}")
-MEDIA_TYPE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
-FHIR_VERSION: Final = re.compile(r"([0-9]+\.[0-9]+(\.[0-9]+)?)?")
-RESOURCE_TYPE: Final = re.compile(r"[A-Za-z]*")
 MAX_NAME: Final = 128
 MAX_REASON: Final = 4096
 MAX_REWRAPS: Final = 1024
-MAX_BLOB_SIZE: Final = 2**40
-
-
-def record_id_for(chain_id: str, sender: str, nonce: int) -> str:
-    """The id of the record a sender creates with a nonce, known before submitting."""
-    digest = hashlib.sha256(encoding.encode([RECORD_ID_DOMAIN, chain_id, sender, nonce]))
-    return "r" + digest.digest()[:16].hex()
 
 
 class Payload(Protocol):
@@ -77,12 +105,6 @@ def _rewraps(value: Any, name: str) -> tuple[Rewrap, ...]:
         seen.add((rewrap.record_id, rewrap.version))
         out.append(rewrap)
     return tuple(out)
-
-
-def _with_patient(payload: dict[str, Any], patient: Address | None) -> dict[str, Any]:
-    if patient is not None:
-        payload["patient"] = patient
-    return payload
 
 
 # Identity ------------------------------------------------------------------
@@ -267,7 +289,7 @@ class AccessDeny:
         return cls(f.address(p["provider"], "provider"), f.optional_address(p, "patient"))
 
     def to_payload(self) -> dict[str, Any]:
-        return _with_patient({"provider": self.provider}, self.patient)
+        return f.with_patient({"provider": self.provider}, self.patient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +318,7 @@ class AccessGrant:
             "expires_ms": self.expires_ms,
             "rewraps": [r.to_wire() for r in self.rewraps],
         }
-        return _with_patient(payload, self.patient)
+        return f.with_patient(payload, self.patient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +332,7 @@ class AccessRevoke:
         return cls(f.address(p["grantee"], "grantee"), f.optional_address(p, "patient"))
 
     def to_payload(self) -> dict[str, Any]:
-        return _with_patient({"grantee": self.grantee}, self.patient)
+        return f.with_patient({"grantee": self.grantee}, self.patient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,117 +404,6 @@ class KeysRewrap:
             "grantee": self.grantee,
             "rewraps": [r.to_wire() for r in self.rewraps],
         }
-
-
-# Records --------------------------------------------------------------------
-
-_RECORD_FIELDS: Final = (
-    "record_id",
-    "category",
-    "kind",
-    "resource_type",
-    "media_type",
-    "fhir_version",
-    "cid",
-    "size",
-    "commitment",
-    "epoch",
-    "wrapped",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class RecordCreate:
-    """A new record's first version (version 1); ``patient`` defaults to the sender."""
-
-    record_id: str
-    category: str
-    kind: str
-    resource_type: str
-    media_type: str
-    fhir_version: str
-    cid: str
-    size: int
-    commitment: bytes
-    epoch: int
-    wrapped: Mapping[Address, bytes]
-    patient: Address | None = None
-
-    @classmethod
-    def _parse(cls, p: Any, extra: tuple[str, ...]) -> dict[str, Any]:
-        f.check_fields(p, (*_RECORD_FIELDS, *extra), ("patient",))
-        kind = f.choice(p["kind"], "kind", RECORD_KINDS)
-        resource_type = f.text(p["resource_type"], "resource_type", 64, RESOURCE_TYPE, 0)
-        fhir_version = f.text(p["fhir_version"], "fhir_version", 16, FHIR_VERSION, 0)
-        if kind == "fhir" and not (resource_type and fhir_version):
-            raise MalformedPayload(
-                "resource_type", "a FHIR record needs resource_type and fhir_version"
-            )
-        if kind == "document" and fhir_version:
-            raise MalformedPayload("fhir_version", "must be empty for a document")
-        return {
-            "record_id": f.record_id(p["record_id"], "record_id"),
-            "category": f.choice(p["category"], "category", CATEGORIES),
-            "kind": kind,
-            "resource_type": resource_type,
-            "media_type": f.text(p["media_type"], "media_type", 127, MEDIA_TYPE),
-            "fhir_version": fhir_version,
-            "cid": f.cid(p["cid"], "cid"),
-            "size": f.integer(p["size"], "size", 0, MAX_BLOB_SIZE),
-            "commitment": f.raw_bytes(p["commitment"], "commitment", 32, 32),
-            "epoch": f.integer(p["epoch"], "epoch"),
-            "wrapped": f.wrapped_keys(p["wrapped"], "wrapped"),
-            "patient": f.optional_address(p, "patient"),
-        }
-
-    @classmethod
-    def from_payload(cls, p: Any) -> Self:
-        return cls(**cls._parse(p, ()))
-
-    def to_payload(self) -> dict[str, Any]:
-        payload = {
-            "record_id": self.record_id,
-            "category": self.category,
-            "kind": self.kind,
-            "resource_type": self.resource_type,
-            "media_type": self.media_type,
-            "fhir_version": self.fhir_version,
-            "cid": self.cid,
-            "size": self.size,
-            "commitment": self.commitment,
-            "epoch": self.epoch,
-            "wrapped": dict(self.wrapped),
-        }
-        return _with_patient(payload, self.patient)
-
-
-@dataclass(frozen=True, slots=True)
-class RecordAmend(RecordCreate):
-    """A new version of an existing record; ``version`` must be latest + 1."""
-
-    version: int = 0
-
-    @classmethod
-    def from_payload(cls, p: Any) -> Self:
-        values = cls._parse(p, ("version",))
-        return cls(**values, version=f.integer(p["version"], "version", 2))
-
-    def to_payload(self) -> dict[str, Any]:
-        return {**RecordCreate.to_payload(self), "version": self.version}
-
-
-@dataclass(frozen=True, slots=True)
-class RecordRead:
-    record_id: str
-    version: int
-
-    @classmethod
-    def from_payload(cls, p: Any) -> Self:
-        f.check_fields(p, ("record_id", "version"))
-        return cls(f.record_id(p["record_id"], "record_id"), f.integer(p["version"], "version", 1))
-
-    def to_payload(self) -> dict[str, Any]:
-        return {"record_id": self.record_id, "version": self.version}
 
 
 PAYLOADS: Final[Mapping[str, type[Any]]] = {

@@ -16,6 +16,24 @@ from ehrchain.ehr.errors import NotAuthorised, NotFound
 from ehrchain.ehr.state import State
 from ehrchain.ehr.values import ACTIVE, Version
 
+__all__ = [
+    "PATIENT_OR_DELEGATE",
+    "READ",
+    "Access",
+    "AnyOf",
+    "Rule",
+    "can_read",
+    "custodian_of",
+    "has_covering_grant",
+    "has_emergency_grant",
+    "is_active_delegate",
+    "is_custodian",
+    "is_patient",
+    "is_version_author",
+    "readers_for_new_version",
+    "wrapped_key_for",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Access:

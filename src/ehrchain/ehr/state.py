@@ -40,6 +40,39 @@ from ehrchain.ehr.values import (
     Version,
 )
 
+__all__ = [
+    "STATE_DOMAIN",
+    "VALIDATORS_KEY",
+    "BatchStateReader",
+    "BlockContext",
+    "Changes",
+    "Effects",
+    "Event",
+    "Ledger",
+    "LedgerReader",
+    "State",
+    "StateReader",
+    "acct_key",
+    "consent_key",
+    "delegate_key",
+    "delegates_key",
+    "emergency_key",
+    "epoch_key",
+    "grant_key",
+    "grantees_key",
+    "hospital_key",
+    "licence_key",
+    "nonce_key",
+    "patient_key",
+    "provider_key",
+    "record_key",
+    "request_key",
+    "rewrap_key",
+    "signer_key",
+    "state_root",
+    "version_key",
+]
+
 STATE_DOMAIN: Final = "ehrchain/state/v1"
 VALIDATORS_KEY: Final = "validators"
 
