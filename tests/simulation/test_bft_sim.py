@@ -15,16 +15,19 @@ import random
 import pytest
 
 from ehrchain.consensus.evidence import check_evidence
-from ehrchain.consensus.sim_bft import (
+from ehrchain.consensus.simulator import (
     BYZANTINE,
     Behaviour,
     BftRun,
+    Crash,
+    Faults,
+    Partition,
     certificate_errors,
     chain_errors,
+    random_faults,
     run_bft,
     safety_violations,
 )
-from ehrchain.consensus.simnet import Crash, Faults, Partition, random_faults
 
 SEEDS_N4 = (3, 8, 14, 21, 29, 33, 40, 47, 52, 58, 61, 66, 70, 77, 85, 91, 96, 102, 109, 117,
             123, 131, 138, 144, 150, 163, 171, 188, 194, 199)  # fmt: skip

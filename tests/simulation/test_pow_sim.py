@@ -15,14 +15,16 @@ import pytest
 
 from ehrchain.consensus import pow_chain
 from ehrchain.consensus.pow import best_tip
-from ehrchain.consensus.sim_pow import (
+from ehrchain.consensus.simulator import (
+    Faults,
     Miner,
+    Partition,
     PowRun,
     convergence_errors,
     ledger_errors,
+    random_faults,
     run_pow,
 )
-from ehrchain.consensus.simnet import Faults, Partition, random_faults
 from ehrchain.core.types import BlockHash
 
 SEEDS = (2, 7, 13, 19, 24, 31, 36, 42, 45, 53, 57, 64, 69, 75, 80, 86, 93, 98, 104, 111,

@@ -37,7 +37,17 @@ from ehrchain.consensus.messages import (
     sign_proposal,
     signature_ok,
 )
+from ehrchain.consensus.pow_chain import BlockMsg, GetBlock
 from ehrchain.consensus.sim_bft import CHAIN_ID, SIM_TIMEOUTS, SimBlocks, sim_key
+from ehrchain.consensus.wire import (
+    InvalidMessage,
+    WireMessage,
+    decode_evidence,
+    decode_message,
+    encode_evidence,
+    encode_message,
+)
+from ehrchain.core import encoding
 from ehrchain.core.address import address_from_public_key
 from ehrchain.core.block import block_from_bytes
 from ehrchain.core.types import Address, BlockHash, ChainId
@@ -404,3 +414,70 @@ def test_the_validator_set_is_read_for_each_new_height() -> None:
     ctx = replace(node(ORDER[0])[0], validator_set_at=validators_at)
     bft.initial_state(H, ctx)
     assert asked == [H]
+
+
+# --- wire form ---------------------------------------------------------------------------
+
+
+def wire_samples() -> list[WireMessage]:
+    p = proposal_for(1, valid_round=0)
+    votes = [c.as_vote() for c in precommits(0, p.block_hash, ORDER[:3])]
+    block = block_from_bytes(p.block)
+    return [
+        p,
+        prevotes(0, p.block_hash, ORDER[:1])[0],
+        prevotes(2, None, ORDER[1:2])[0],
+        precommits(0, p.block_hash, ORDER[:1])[0],
+        precommits(3, None, ORDER[2:3])[0],
+        Status(H, ORDER[0]),
+        Committed(H, p.block, make_certificate(0, votes)),
+        BlockMsg(block),
+        GetBlock(p.block_hash, ORDER[1]),
+    ]
+
+
+def test_every_message_kind_round_trips_through_the_wire_form() -> None:
+    for msg in wire_samples():
+        assert decode_message(encode_message(msg)) == msg
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ["gossip", 1],
+        ["status", 1],
+        ["status", -1, ORDER[0]],
+        ["status", True, ORDER[0]],
+        ["status", 1, "ehr1notanaddress"],
+        ["prevote", 1, 0, b"short", ORDER[0], bytes(64)],
+        ["prevote", 1, 0, None, ORDER[0], bytes(63)],
+        ["precommit", 1, -2, None, ORDER[0], bytes(64)],
+        ["proposal", 1, 2, bytes(32), 2, ORDER[0], bytes(64), b""],
+        ["proposal", 1, 2, bytes(32), -2, ORDER[0], bytes(64), b""],
+        ["committed", 1, b"block", "no certificate"],
+        ["pow/block", b"not a block"],
+        ["pow/get", bytes(31), ORDER[0]],
+    ],
+)
+def test_malformed_messages_are_refused(fields: list[object]) -> None:
+    with pytest.raises(InvalidMessage):
+        decode_message(encoding.encode(fields))
+
+
+def test_bytes_that_are_not_canonical_are_refused() -> None:
+    good = encode_message(Status(H, ORDER[0]))
+    for data in (b"", b"\x02" + good[1:], good + b"\x00", b"\x01\xff"):
+        with pytest.raises(InvalidMessage):
+            decode_message(data)
+
+
+def test_evidence_round_trips_and_still_verifies() -> None:
+    a, b = proposal_for(0), proposal_for(0, salt=5)
+    evidence = double_sign(CHAIN_ID, a, b)
+    decoded = decode_evidence(encode_evidence(evidence))
+    assert decoded == evidence
+    check_evidence(decoded, VALIDATORS)
+    with pytest.raises(InvalidMessage):
+        decode_evidence(
+            encoding.encode([CHAIN_ID, ["status", 1, ORDER[0]], ["status", 1, ORDER[0]]])
+        )
