@@ -32,7 +32,8 @@ from ehr_world import DAY, HOUR, Actor, World, wrapped
 from ehrchain.core.tx import Transaction
 from ehrchain.core.types import Address
 from ehrchain.ehr import policy
-from ehrchain.ehr.errors import EhrError, NotAuthorised, WrongReaders
+from ehrchain.ehr.errors import EhrError, MalformedPayload, NotAuthorised, WrongReaders
+from ehrchain.ehr.kinds import PAYLOADS
 from ehrchain.ehr.values import CATEGORIES
 
 CATS = CATEGORIES[:3]
@@ -409,3 +410,82 @@ def test_a_wrong_reader_set_is_always_refused(ops: list[tuple[int, int, int, int
             assert dict(w.state.writes) == before
             continue
         raise AssertionError("a create with the wrong readers was accepted")
+
+
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.binary(max_size=40) | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(PAYLOADS)), st.data())
+def test_any_payload_parses_or_is_named_malformed(kind: str, data: st.DataObject) -> None:
+    """Whatever a client sends, parsing either succeeds or raises MalformedPayload."""
+    names = sorted(SAMPLE_FIELDS[kind])
+    keys = st.sampled_from([*names, "extra"])
+    payload = data.draw(
+        st.dictionaries(keys, VALUES | st.sampled_from(_good_values()), max_size=14)
+    )
+    error: MalformedPayload | None = None
+    try:
+        PAYLOADS[kind].from_payload(payload)
+    except MalformedPayload as exc:
+        error = exc
+    if error is not None:
+        assert error.field.split(".")[0] in (*names, "extra", "payload", "<unknown>")
+
+
+SAMPLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "hospital.admit": ("hospital_id", "name", "admin"),
+    "validator.add": ("address", "signing_key"),
+    "validator.remove": ("address",),
+    "patient.register": ("address", "signing_key", "encryption_key"),
+    "provider.register": ("address", "signing_key", "encryption_key", "licence"),
+    "provider.verify": ("provider",),
+    "key.rotate": ("signing_key", "encryption_key"),
+    "consent.authorise": ("provider",),
+    "consent.withdraw": ("provider",),
+    "access.request": ("patient", "scope"),
+    "access.deny": ("provider", "patient"),
+    "access.grant": ("grantee", "scope", "expires_ms", "rewraps", "patient"),
+    "access.revoke": ("grantee", "patient"),
+    "delegate.add": ("caregiver", "rewraps"),
+    "delegate.remove": ("caregiver",),
+    "access.break_glass": ("patient", "reason_code", "reason"),
+    "keys.rewrap": ("patient", "grantee", "rewraps"),
+    "record.create": (
+        "record_id", "category", "kind", "resource_type", "media_type", "fhir_version", "cid",
+        "size", "commitment", "epoch", "wrapped", "patient",
+    ),
+    "record.read": ("record_id", "version"),
+}  # fmt: skip
+SAMPLE_FIELDS["record.amend"] = (*SAMPLE_FIELDS["record.create"], "version")
+_ACTOR = Actor.new()
+
+
+def _good_values() -> list[Any]:
+    """Values that pass some field's check, so parsing gets past the first field."""
+    rid = "r" + "ab" * 16
+    return [
+        _ACTOR.address,
+        _ACTOR.key.public_key,
+        _ACTOR.enc,
+        {"all": True},
+        {"categories": ["imaging"]},
+        [[rid, 1, b"k"]],
+        {_ACTOR.address: b"k"},
+        rid,
+        "laboratory",
+        "fhir",
+        "4.0.1",
+        "application/fhir+json",
+        bytes(32),
+        "unconscious",
+        "NPI-123",
+        3,
+        {"address": _ACTOR.address, "signing_key": _ACTOR.key.public_key},
+    ]

@@ -187,6 +187,9 @@ def test_delegate_acts_for_the_patient() -> None:
     w.send(carer, "access.grant", _grant(c.other, patient=c.patient.address))
     assert _last_event(c) == (c.patient.address, "access.grant", carer.address)
     w.send(carer, "access.revoke", {"grantee": c.other.address, "patient": c.patient.address})
+    err = w.reject(carer, "access.grant", _grant(carer, patient=c.patient.address), NotAuthorised)
+    assert isinstance(err, NotAuthorised)
+    assert err.rule == "grantee_is_not_the_sender"
     w.send(c.patient, "delegate.remove", {"caregiver": carer.address})
     assert w.state.epoch(c.patient.address) == 2
     w.reject(carer, "access.grant", _grant(c.other, patient=c.patient.address), NotAuthorised)

@@ -108,6 +108,9 @@ def access_grant(call: Call, p: AccessGrant) -> None:
     """Grant (or replace a grant) with a scope and expiry; re-wrap covered versions."""
     patient = acting_for(call, p.patient)
     _check_grantee(call, patient, p.grantee)
+    if p.grantee == call.sender:
+        # a delegate's self-grant would outlive the delegation
+        raise NotAuthorised("grantee_is_not_the_sender")
     if p.expires_ms != 0 and p.expires_ms <= call.ctx.timestamp_ms:
         raise Expired(f"expires_ms {p.expires_ms} is not after the block time")
     put_rewraps(
