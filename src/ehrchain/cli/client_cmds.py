@@ -281,7 +281,7 @@ def emergency_rewrap(
     console.print(f"re-wrapped for [bold]{provider}[/bold] in {len(sent)} transaction(s)")
 
 
-def _simple(method: str, done: str) -> Any:
+def _simple(method: str, done: str, help_text: str) -> Any:
     """A command that calls one Actor method with one address."""
 
     def command(
@@ -294,7 +294,7 @@ def _simple(method: str, done: str) -> Any:
             getattr(actor, method)(address)
         console.print(f"{done} [bold]{address}[/bold]")
 
-    command.__doc__ = f"{done.capitalize()} an account ({method.replace('_', ' ')})."
+    command.__doc__ = help_text
     return command
 
 
@@ -309,10 +309,20 @@ def register_commands(app: typer.Typer) -> None:
     app.command("admit-hospital")(guarded(admit_hospital))
     app.command("break-glass")(guarded(break_glass))
     app.command("emergency-rewrap")(guarded(emergency_rewrap))
-    for name, method, done in (
-        ("authorise", "authorise", "authorised"),
-        ("verify-provider", "verify_provider", "verified"),
-        ("request-access", "request_access", "access requested from"),
-        ("delegate", "delegate", "delegated to"),
+    for name, method, done, help_text in (
+        ("authorise", "authorise", "authorised", "Let a provider create your records (patients)."),
+        ("verify-provider", "verify_provider", "verified", "Verify a provider (validators)."),
+        (
+            "request-access",
+            "request_access",
+            "access requested from",
+            "Ask a patient for access to all records (providers).",
+        ),
+        (
+            "delegate",
+            "delegate",
+            "delegated to",
+            "Make a caregiver your delegate; re-wraps your keys for them (patients).",
+        ),
     ):
-        app.command(name)(guarded(_simple(method, done)))
+        app.command(name)(guarded(_simple(method, done, help_text)))
