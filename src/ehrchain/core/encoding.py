@@ -75,6 +75,15 @@ def decode(data: bytes) -> Any:
 _SCALARS: Final = frozenset({int, bool, bytes, str, type(None)})
 
 
+def decode_checked(data: bytes) -> Any:
+    """Decode bytes that ``decode`` already accepted elsewhere (e.g. in a verifier
+    process): the same values, without repeating the canonical re-encoding."""
+    try:
+        return _freeze(cbor2.loads(data[1:]))
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise EncodingError(f"not valid CBOR: {exc}") from exc
+
+
 def _freeze(value: Any, depth: int = 0) -> Any:
     """Check a decoded value holds only allowed types; lists become tuples.
 

@@ -94,9 +94,7 @@ def build(
     unsigned = Transaction(kind, ChainId(chain_id), sender, nonce, payload, key.public_key)
     check_shape(unsigned)
     signature = key.sign(unsigned.signing_bytes())
-    signed = Transaction(
-        kind, ChainId(chain_id), sender, nonce, payload, key.public_key, signature
-    )
+    signed = Transaction(kind, ChainId(chain_id), sender, nonce, payload, key.public_key, signature)
     object.__setattr__(signed, "_body", unsigned.body())
     return _with_encoding(signed)
 
@@ -154,6 +152,19 @@ def from_bytes(data: bytes) -> Transaction:
         kind, ChainId(chain_id), Address(sender), nonce, payload, public_key, signature
     )
     check_shape(tx)
+    object.__setattr__(tx, "_encoded", bytes(data))
+    object.__setattr__(tx, "_body", body)
+    return tx
+
+
+def from_checked_bytes(data: bytes) -> Transaction:
+    """Rebuild a transaction whose exact bytes ``verified_from_bytes`` accepted
+    (in another process): no second canonical or signature check."""
+    body, signature = encoding.decode_checked(data)
+    kind, chain_id, sender, nonce, payload, public_key = encoding.decode_checked(body)
+    tx = Transaction(
+        kind, ChainId(chain_id), Address(sender), nonce, payload, public_key, signature
+    )
     object.__setattr__(tx, "_encoded", bytes(data))
     object.__setattr__(tx, "_body", body)
     return tx

@@ -7,7 +7,7 @@ to a point on the curve and not lie in the small-order subgroup. libsodium's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import nacl.bindings
@@ -51,10 +51,12 @@ class SigningKey:
     """An Ed25519 private key; repr never shows the secret."""
 
     seed: bytes
+    _key: nacl.signing.SigningKey = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.seed) != SEED_SIZE:
             raise ValueError(f"Ed25519 seed must be {SEED_SIZE} bytes")
+        object.__setattr__(self, "_key", nacl.signing.SigningKey(self.seed))
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -62,10 +64,10 @@ class SigningKey:
 
     @property
     def public_key(self) -> bytes:
-        return bytes(nacl.signing.SigningKey(self.seed).verify_key)
+        return bytes(self._key.verify_key)
 
     def sign(self, message: bytes) -> bytes:
-        return nacl.signing.SigningKey(self.seed).sign(message).signature
+        return self._key.sign(message).signature
 
     def __repr__(self) -> str:
         return "SigningKey(<secret>)"

@@ -98,13 +98,15 @@ class _Consortium:
             self.records[patient.address] = record_id
 
 
-def _sign_reads(consortium: _Consortium, count: int) -> list[list[bytes]]:
-    """Signed record.read txs in per-patient nonce order, split into batches."""
+def _sign_reads(consortium: _Consortium, count: int, lanes: int) -> list[list[list[bytes]]]:
+    """Signed record.read txs in per-patient nonce order, batched, in ``lanes``
+    independent streams (disjoint patients), so streams may be sent concurrently."""
     chain_id = consortium.client.chain_id
     nonces = {p.address: consortium.client.next_nonce(p.address) for p in consortium.patients}
-    signed: list[bytes] = []
+    streams: list[list[bytes]] = [[] for _ in range(lanes)]
     for i in range(count):
-        patient = consortium.patients[i % len(consortium.patients)]
+        lane_patients = consortium.patients[i % lanes :: lanes]
+        patient = lane_patients[(i // lanes) % len(lane_patients)]
         payload = {"record_id": consortium.records[patient.address], "version": 1}
         nonce = nonces[patient.address]
         nonces[patient.address] += 1
@@ -116,8 +118,17 @@ def _sign_reads(consortium: _Consortium, count: int) -> list[list[bytes]]:
             payload,
             patient.identity.signing,
         )
-        signed.append(tx.to_bytes())
-    return [signed[i : i + BATCH] for i in range(0, len(signed), BATCH)]
+        streams[i % lanes].append(tx.to_bytes())
+    return [[s[i : i + BATCH] for i in range(0, len(s), BATCH)] for s in streams]
+
+
+def _send(client: EhrClient, batches: list[list[bytes]]) -> int:
+    for batch in batches:
+        outcomes = client.submit_batch(batch)
+        failed = [o.error for o in outcomes if o.error is not None]
+        if failed:
+            raise RuntimeError(f"bench transactions rejected: {failed[0]}")
+    return sum(len(b) for b in batches)
 
 
 def _wait_idle(client: EhrClient, timeout_s: float = 300.0) -> None:
@@ -128,17 +139,20 @@ def _wait_idle(client: EhrClient, timeout_s: float = 300.0) -> None:
         time.sleep(0.005)
 
 
-def bench_txs(consortium: _Consortium, count: int, progress: Progress) -> float:
-    batches = _sign_reads(consortium, count)
-    start = time.perf_counter()
-    for done, batch in enumerate(batches, 1):
-        outcomes = consortium.client.submit_batch(batch)
-        failed = [o.error for o in outcomes if o.error is not None]
-        if failed:
-            raise RuntimeError(f"bench transactions rejected: {failed[0]}")
-        progress("txs", done * BATCH, count)
-    _wait_idle(consortium.client)
-    return count / (time.perf_counter() - start)
+def bench_txs(consortium: _Consortium, count: int, progress: Progress, lanes: int = 2) -> float:
+    """Two client connections send their own patients' batches concurrently."""
+    streams = _sign_reads(consortium, count, lanes)
+    clients = [EhrClient(consortium.client.base_url, timeout=120.0) for _ in range(lanes)]
+    try:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=lanes) as pool:
+            sent = sum(pool.map(_send, clients, streams))
+        progress("txs", sent, count)
+        _wait_idle(consortium.client)
+        return count / (time.perf_counter() - start)
+    finally:
+        for client in clients:
+            client.close()
 
 
 def _seal_records(

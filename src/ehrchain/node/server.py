@@ -38,6 +38,7 @@ def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -
         )
     finally:
         sealer.stop()
+        service.close()
         service.ledger.close()
 
 

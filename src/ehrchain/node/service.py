@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,15 +21,15 @@ from ehrchain.consensus.base import Engine
 from ehrchain.core import block as blockmod
 from ehrchain.core import encoding, merkle
 from ehrchain.core import tx as txmod
-from ehrchain.core.errors import CoreError
+from ehrchain.core.errors import CoreError, InvalidTransaction
 from ehrchain.core.types import Address, BlockHash, ChainId
-from ehrchain.crypto.errors import CryptoError
+from ehrchain.crypto.errors import CryptoError, InvalidSignature
 from ehrchain.ehr import policy
 from ehrchain.ehr.errors import EhrError
 from ehrchain.ehr.executor import execute_block, select_txs
 from ehrchain.ehr.rules import execute
 from ehrchain.ehr.state import BlockContext, LedgerReader, State
-from ehrchain.node import views
+from ehrchain.node import verifier, views
 from ehrchain.node.errors import NotFoundError, PayloadTooLarge, Rejected
 from ehrchain.node.mempool import Mempool
 from ehrchain.node.settings import Settings
@@ -38,7 +37,6 @@ from ehrchain.storage.blobs import BlobStore
 from ehrchain.storage.ledger import ChainHead, Ledger
 
 Clock = Callable[[], int]
-_PARALLEL_MIN = 64
 
 
 def wall_clock_ms() -> int:
@@ -82,7 +80,7 @@ class NodeService:
         self._peers: list[str] = []
         self._head = self._load_head()
         self._open: BlockContext | None = None
-        self._verifiers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        self._workers: verifier.VerifierPool | None = None
         self.counters = {"tx_accepted": 0, "tx_rejected": 0, "blocks": 0, "reads": 0}
 
     # -- admission ---------------------------------------------------------
@@ -112,7 +110,7 @@ class NodeService:
             raise
 
     def _decode_all(self, items: Sequence[bytes]) -> list[txmod.Transaction | Exception]:
-        """Decode and verify; libsodium releases the GIL, so two threads use two cores."""
+        """Decode and verify here, for small batches."""
         decoded: list[txmod.Transaction | Exception] = []
         for data in items:
             try:
@@ -120,6 +118,25 @@ class NodeService:
             except (CoreError, CryptoError) as exc:
                 decoded.append(exc)
         return decoded
+
+    def _decode_in_workers(self, items: Sequence[bytes]) -> list[txmod.Transaction | Exception]:
+        """Strict decode and signature checks in worker processes, verdicts back here."""
+        if self._workers is None:
+            self._workers = verifier.VerifierPool(self.chain_id)
+        decoded: list[txmod.Transaction | Exception] = []
+        for data, verdict in zip(items, self._workers.check(items), strict=True):
+            if verdict is None:
+                decoded.append(txmod.from_checked_bytes(data))
+                continue
+            self.counters["tx_rejected"] += 1
+            name, message = verdict
+            error = InvalidSignature if name == "InvalidSignature" else InvalidTransaction
+            decoded.append(error(message))
+        return decoded
+
+    def close(self) -> None:
+        if self._workers is not None:
+            self._workers.close()
 
     def _admit(self, tx: txmod.Transaction) -> None:
         """Execute against committed + pending state and queue; caller holds the lock."""
@@ -145,10 +162,8 @@ class NodeService:
 
     def submit_many(self, items: Sequence[bytes]) -> list[tuple[bytes | None, Exception | None]]:
         """Verify and queue many; each item succeeds or fails on its own."""
-        if len(items) >= 2 * _PARALLEL_MIN:
-            half = len(items) // 2
-            parts = self._verifiers.map(self._decode_all, (items[:half], items[half:]))
-            decoded = [item for part in parts for item in part]
+        if len(items) >= verifier.MIN_PARALLEL:
+            decoded = self._decode_in_workers(items)
         else:
             decoded = self._decode_all(items)
         results: list[tuple[bytes | None, Exception | None]] = []

@@ -1,0 +1,56 @@
+"""Signature checks on the other core: a small process pool for large batches.
+
+Decoding and Ed25519 verification are most of a transaction's CPU cost and do
+not need state, so large batches are checked in worker processes (no GIL
+shared) while the node's main process executes and persists the previous
+batch. A worker returns only a verdict per item; the main process then decodes
+accepted items without repeating the canonical-encoding and signature checks
+(the worker performed them on exactly these bytes).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Final
+
+from ehrchain.core import tx as txmod
+from ehrchain.core.errors import CoreError
+from ehrchain.crypto.errors import CryptoError
+
+Verdict = tuple[str, str] | None
+"""None when the item verified; else (error class name, message)."""
+
+MIN_PARALLEL: Final = 256
+
+
+def check_batch(chain_id: str, items: Sequence[bytes]) -> list[Verdict]:
+    """Run in a worker: full strict decode, chain id and signature for each item."""
+    verdicts: list[Verdict] = []
+    for data in items:
+        try:
+            txmod.verified_from_bytes(data, chain_id)
+            verdicts.append(None)
+        except (CoreError, CryptoError) as exc:
+            verdicts.append((type(exc).__name__, str(exc)))
+    return verdicts
+
+
+class VerifierPool:
+    """Splits a batch across worker processes and gathers the verdicts in order."""
+
+    def __init__(self, chain_id: str, workers: int = 2) -> None:
+        self.chain_id = chain_id
+        self.workers = workers
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+    def check(self, items: Sequence[bytes]) -> list[Verdict]:
+        size = -(-len(items) // self.workers)
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        futures = [self._pool.submit(check_batch, self.chain_id, chunk) for chunk in chunks]
+        return [verdict for future in futures for verdict in future.result()]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
