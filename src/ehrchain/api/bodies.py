@@ -24,8 +24,10 @@ __all__ = [
     "CBOR",
     "JSON",
     "MAX_BATCH",
+    "MAX_BLOB_BATCH",
     "OCTET_STREAM",
     "batch_items",
+    "blob_batch",
     "blob_bytes",
     "block_bytes",
     "media_type",
@@ -37,6 +39,7 @@ JSON: Final = "application/json"
 CBOR: Final = "application/cbor"
 OCTET_STREAM: Final = "application/octet-stream"
 MAX_BATCH: Final = 20_000
+MAX_BLOB_BATCH: Final = 64
 MAX_URL_LENGTH: Final = 2048
 
 
@@ -56,21 +59,35 @@ async def tx_bytes(request: Request) -> bytes:
     raise UnsupportedMediaType(f"send {JSON} or {CBOR}")
 
 
+async def blob_batch(request: Request) -> list[bytes]:
+    """Encrypted blobs as a canonical CBOR list of byte strings (at most 64)."""
+    if media_type(request) != CBOR:
+        raise UnsupportedMediaType(f"send the blobs as a {CBOR} list")
+    items = _cbor_list(await request.body())
+    if not 0 < len(items) <= MAX_BLOB_BATCH:
+        raise InvalidRequest(f"a blob batch holds 1 to {MAX_BLOB_BATCH} blobs")
+    return items
+
+
+def _cbor_list(body: bytes) -> list[bytes]:
+    if len(body) > encoding.MAX_ENCODED_SIZE:
+        raise BodyTooLarge(f"a CBOR batch may hold at most {encoding.MAX_ENCODED_SIZE} bytes")
+    try:
+        items = encoding.decode(body)
+    except EncodingError:
+        raise MalformedRequest("body is not a canonical CBOR list") from None
+    if not isinstance(items, tuple) or not all(isinstance(i, bytes) for i in items):
+        raise InvalidRequest("body must be a list of byte strings")
+    return list(items)
+
+
 async def batch_items(request: Request) -> list[bytes]:
     """A list of transaction wire bytes: a canonical-encoded CBOR list or ``{"txs": [...]}``."""
     kind = media_type(request)
     if kind == CBOR:
-        body = await request.body()
-        if len(body) > encoding.MAX_ENCODED_SIZE:
-            raise BodyTooLarge(f"a CBOR batch may hold at most {encoding.MAX_ENCODED_SIZE} bytes")
-        try:
-            items = encoding.decode(body)
-        except EncodingError:
-            raise MalformedRequest("body is not a canonical CBOR list") from None
-        if not isinstance(items, tuple) or not all(isinstance(i, bytes) for i in items):
-            raise InvalidRequest("body must be a list of byte strings")
+        items = _cbor_list(await request.body())
         _check_batch_size(len(items))
-        return list(items)
+        return items
     if kind == JSON:
         raw = _object(await request.body(), ("txs",))["txs"]
         if not isinstance(raw, list):

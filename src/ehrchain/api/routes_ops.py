@@ -113,6 +113,22 @@ def ops_router(service: NodeService) -> APIRouter:
         cid = await run_in_threadpool(service.put_blob, data)
         return json_response({"cid": cid, "size": len(data)}, 201)
 
+    @router.post(
+        "/v1/blobs/batch",
+        status_code=201,
+        summary="Store many encrypted blobs (a canonical CBOR list of byte strings)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/cbor": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def put_blobs(request: Request) -> Response:
+        items = await bodies.blob_batch(request)
+        cids = await run_in_threadpool(lambda: [service.put_blob(b) for b in items])
+        return json_response({"cids": cids}, 201)
+
     return router
 
 

@@ -324,6 +324,13 @@ class EhrClient:
         headers = {"content-type": "application/octet-stream"}
         return str(self._call("POST", "/v1/blobs", content=blob, headers=headers)["cid"])
 
+    def put_blobs(self, blobs: Sequence[bytes]) -> list[str]:
+        """Upload up to 64 blobs in one request; their CIDs in the same order."""
+        body = self._call(
+            "POST", "/v1/blobs/batch", content=encoding.encode(list(blobs)), headers=CBOR
+        )
+        return [str(cid) for cid in body["cids"]]
+
     def read(self, tx: txmod.Transaction) -> ReadResult:
         """Post a signed ``record.read``; the node queues it as the audit event."""
         body = self._call("POST", "/v1/records/read", content=tx.to_bytes(), headers=CBOR)

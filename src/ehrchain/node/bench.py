@@ -204,8 +204,13 @@ def bench_records(
         for actor, version, nonce in sealed
     ]
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda item: consortium.client.put_blob(item[1].blob), sealed))
+    blobs = [version.blob for _, version, _ in sealed]
+    chunks = [blobs[i : i + 32] for i in range(0, len(blobs), 32)]
+    clients = [EhrClient(consortium.client.base_url, timeout=120.0) for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda i: clients[i % 2].put_blobs(chunks[i]), range(len(chunks))))
+    for client in clients:
+        client.close()
     progress("records", count // 2, count)
     for i in range(0, len(txs), BATCH):
         outcomes = consortium.client.submit_batch(txs[i : i + BATCH])

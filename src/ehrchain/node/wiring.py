@@ -46,7 +46,7 @@ def open_service(settings: Settings) -> NodeService:
     return NodeService(
         settings,
         ledger,
-        BlobStore(settings.blob_dir),
+        BlobStore(settings.blob_dir, durable=settings.durable),
         engine,
         validator_keys(ledger),
         Address(identity.address),

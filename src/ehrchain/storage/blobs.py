@@ -3,10 +3,13 @@
 A blob lives at ``root/<shard>/<cid>`` where the shard is the two base32
 characters before the last one of the CID (the last carries padding bits, the
 leading ``bafkrei`` is the same for every id), giving 1,024 evenly filled
-directories. Writes go to a temporary file in the shard, are fsynced, renamed
-over the final name and the directory fsynced, so a reader sees either no file
-or the whole blob, and a stored blob survives a crash. Every read re-hashes the
-bytes against the CID, so a flipped bit on disk is reported, never returned.
+directories. Writes go to a temporary file in the shard and are renamed over
+the final name, so a reader sees either no file or the whole blob. Durability
+matches the ledger's: by default a stored blob survives the node process being
+killed (the kernel has it); with ``durable=True`` the file and its directory are
+fsynced before ``put`` returns, so it also survives power loss, like the ledger's
+``synchronous=FULL``. Every read re-hashes the bytes against the CID, so a
+flipped bit on disk is reported, never returned.
 
 The store only ever sees ciphertext; it gives the bytes no meaning. Content ids
 are validated before they are turned into paths, so no id can name a file
@@ -33,9 +36,11 @@ _TEMP_PREFIX: Final = ".tmp-"
 class BlobStore:
     """Blobs stored as files under ``root``, named and checked by content id."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, durable: bool = False) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
+        self.durable = durable
+        self._shards: set[str] = set()
 
     def path_of(self, cid: str) -> Path:
         """Where the blob ``cid`` is (or would be) stored."""
@@ -49,23 +54,32 @@ class BlobStore:
             raise BlobTooLarge(f"blob of {len(data)} bytes exceeds {MAX_BLOB_SIZE}")
         cid = cidmod.cid_of(data)
         path = self.path_of(cid)
-        if self._intact(cid):
+        if path.exists() and self._intact(cid):
             return cid
-        if not path.parent.is_dir():
-            path.parent.mkdir(exist_ok=True)
-            _fsync_dir(self.root)
+        self._ensure_shard(path.parent)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
+                if self.durable:
+                    file.flush()
+                    os.fsync(file.fileno())
             os.replace(temp, path)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
-        _fsync_dir(path.parent)
+        if self.durable:
+            _fsync_dir(path.parent)
         return cid
+
+    def _ensure_shard(self, shard: Path) -> None:
+        if shard.name in self._shards:
+            return
+        if not shard.is_dir():
+            shard.mkdir(exist_ok=True)
+            if self.durable:
+                _fsync_dir(self.root)
+        self._shards.add(shard.name)
 
     def get(self, cid: str) -> bytes:
         """The blob's bytes, after checking they hash to ``cid``."""
