@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from pathlib import Path
 
 import uvicorn
@@ -22,6 +23,7 @@ def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -
     service = open_service(settings)
     sealer = Sealer(service)
     sealer.start()
+    threading.Thread(target=service.start_workers, name="start-verifiers", daemon=True).start()
     app = create_app(service, max_body_bytes=settings.max_body_bytes)
     app.include_router(create_web(service))
     logging.getLogger("ehrchain.node").info(

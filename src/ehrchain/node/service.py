@@ -30,8 +30,9 @@ from ehrchain.ehr.executor import execute_block, select_txs
 from ehrchain.ehr.rules import execute
 from ehrchain.ehr.state import BlockContext, LedgerReader, State
 from ehrchain.node import verifier, views
-from ehrchain.node.errors import NotFoundError, PayloadTooLarge, Rejected
+from ehrchain.node.errors import NotFoundError, PayloadTooLarge, Rejected, Unavailable
 from ehrchain.node.mempool import Mempool
+from ehrchain.node.peers import admitted_key
 from ehrchain.node.settings import Settings
 from ehrchain.storage.blobs import BlobStore
 from ehrchain.storage.ledger import ChainHead, Ledger
@@ -133,6 +134,12 @@ class NodeService:
             error = InvalidSignature if name == "InvalidSignature" else InvalidTransaction
             decoded.append(error(message))
         return decoded
+
+    def start_workers(self) -> None:
+        """Start the verifier processes now rather than on the first large batch."""
+        if self._workers is None:
+            self._workers = verifier.VerifierPool(self.chain_id)
+            self._workers.warm_up()
 
     def close(self) -> None:
         if self._workers is not None:
@@ -446,6 +453,72 @@ class NodeService:
 
     def peers(self) -> list[str]:
         return list(self._peers)
+
+    # -- network (helper) --------------------------------------------------
+    # Additions for multi-node operation; node.networked.NetworkedService
+    # overrides register_with and adds gossip around the entry points above.
+
+    def register_with(self, url: str) -> dict[str, Any]:
+        """Seed 003's /register_with: join through the peer at ``url`` and sync."""
+        raise Unavailable("this node runs without networking")
+
+    def validator_set(self) -> dict[Address, bytes]:
+        """The validators (address -> current key) of committed state."""
+        return dict(self._validators())
+
+    def seals_alone(self) -> bool:
+        """Whether this node is the only validator, so its own vote finalises a block."""
+        return set(self._validators()) == {self.node_address}
+
+    def peer_key(self, address: str) -> bytes | None:
+        """The key of an admitted node (see node.peers.admitted_key), else None."""
+        return admitted_key(self._committed_state(), address)
+
+    def add_blocks(self, items: Sequence[bytes]) -> ChainHead:
+        """Verify and commit consecutive blocks, in order; stops at the first refused."""
+        for data in items:
+            self.add_block(data)
+        return self.head()
+
+    def expire_pending(self, max_age_ms: int) -> int:
+        """Drop pending transactions older than ``max_age_ms``; how many were dropped.
+
+        For a node that cannot seal: a transaction it forwarded that no block
+        took in that time was refused elsewhere and would otherwise block the
+        sender's later sequence numbers here.
+        """
+        cutoff = self._clock() - max_age_ms
+        with self._lock:
+            dropped = 0
+            while (oldest := self._pool.oldest_ms) is not None and oldest < cutoff:
+                self._pool.remove(self._pool.page(0, 1))
+                dropped += 1
+            if dropped:
+                self._open = None
+                self._pool.rebuild(self._context())
+            return dropped
+
+    def forget_pending(self, tx_ids: Sequence[bytes]) -> int:
+        """Drop the named pending transactions (a validator refused them)."""
+        with self._lock:
+            wanted = set(tx_ids)
+            gone = [t for t in self._pool.page(0, len(self._pool)) if t.tx_id in wanted]
+            if gone:
+                self._pool.remove(gone)
+                self._open = None
+                self._pool.rebuild(self._context())
+            return len(gone)
+
+    def wait_for_height(self, height: int, timeout_s: float) -> ChainHead:
+        """The head once it reaches ``height``, or the head when the timeout passes."""
+        deadline = time.monotonic() + min(timeout_s, 30.0)
+        with self._committed:
+            while self.head().height < height:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._committed.wait(min(remaining, 0.5))
+            return self.head()
 
 
 def encode_block(block: blockmod.Block) -> bytes:

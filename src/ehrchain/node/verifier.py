@@ -52,5 +52,11 @@ class VerifierPool:
         futures = [self._pool.submit(check_batch, self.chain_id, chunk) for chunk in chunks]
         return [verdict for future in futures for verdict in future.result()]
 
+    def warm_up(self) -> None:
+        """Start every worker process (each imports ehrchain once)."""
+        futures = [self._pool.submit(check_batch, self.chain_id, []) for _ in range(self.workers)]
+        for future in futures:
+            future.result()
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
