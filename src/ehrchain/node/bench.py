@@ -188,38 +188,45 @@ def _seal_records(
 
 
 def bench_records(
-    consortium: _Consortium, count: int, size: int, progress: Progress
+    consortium: _Consortium, count: int, size: int, progress: Progress, lanes: int = 2
 ) -> tuple[float, float]:
+    """Upload blobs and submit their record.create transactions in chunks, on
+    ``lanes`` connections with disjoint patients, so uploads and admission overlap."""
     sealed, seal_rate = _seal_records(consortium, count, size)
     chain_id = consortium.client.chain_id
-    txs = [
-        txmod.build(
+    streams: list[list[tuple[bytes, bytes]]] = [[] for _ in range(lanes)]
+    patient_lane = {p.address: i % lanes for i, p in enumerate(consortium.patients)}
+    for actor, version, nonce in sealed:
+        tx = txmod.build(
             "record.create",
             chain_id,
             Address(actor.address),
             nonce,
             version.payload(0),
             actor.identity.signing,
-        ).to_bytes()
-        for actor, version, nonce in sealed
-    ]
-    start = time.perf_counter()
-    blobs = [version.blob for _, version, _ in sealed]
-    chunks = [blobs[i : i + 32] for i in range(0, len(blobs), 32)]
-    clients = [EhrClient(consortium.client.base_url, timeout=120.0) for _ in range(2)]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda i: clients[i % 2].put_blobs(chunks[i]), range(len(chunks))))
-    for client in clients:
-        client.close()
-    progress("records", count // 2, count)
-    for i in range(0, len(txs), BATCH):
-        outcomes = consortium.client.submit_batch(txs[i : i + BATCH])
+        )
+        streams[patient_lane[actor.address]].append((version.blob, tx.to_bytes()))
+    clients = [EhrClient(consortium.client.base_url, timeout=120.0) for _ in range(lanes)]
+    try:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=lanes) as pool:
+            list(pool.map(_upload_and_create, clients, streams))
+        _wait_idle(consortium.client)
+        progress("records", count, count)
+        return count / (time.perf_counter() - start), seal_rate
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _upload_and_create(client: EhrClient, items: list[tuple[bytes, bytes]]) -> None:
+    for i in range(0, len(items), 32):
+        chunk = items[i : i + 32]
+        client.put_blobs([blob for blob, _ in chunk])
+        outcomes = client.submit_batch([tx for _, tx in chunk])
         failed = [o.error for o in outcomes if o.error is not None]
         if failed:
             raise RuntimeError(f"bench records rejected: {failed[0]}")
-    _wait_idle(consortium.client)
-    progress("records", count, count)
-    return count / (time.perf_counter() - start), seal_rate
 
 
 def bench_reads(consortium: _Consortium, count: int, progress: Progress) -> list[float]:
