@@ -12,6 +12,7 @@ hospital delivers the keys and the provider can read again.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -221,7 +222,12 @@ def test_every_role_end_to_end(
 
 
 def _docs_img(name: str) -> Path:
-    folder = ROOT / "docs" / "img"
+    """README screenshots: refreshed only when EHRCHAIN_UPDATE_SCREENSHOTS is set, so a
+    test run leaves the checkout clean; otherwise they go with the other artifacts."""
+    if os.environ.get("EHRCHAIN_UPDATE_SCREENSHOTS"):
+        folder = ROOT / "docs" / "img"
+    else:
+        folder = ROOT / "test-artifacts" / "screenshots" / "readme"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
 
