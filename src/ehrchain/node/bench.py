@@ -259,19 +259,21 @@ def run_bench(
     json_out: Path | None = None,
     progress: Progress = _noop,
 ) -> BenchResult:
-    """Start a fresh node in data_dir, run the three workloads and the ceilings."""
+    """Start a fresh node in a new run directory under data_dir, run the three
+    workloads and the ceilings."""
     progress("ceilings", 0, 1)
     ceilings = bench_ceilings.measure()
     progress("ceilings", 1, 1)
     port = free_port()
+    run_dir = data_dir / time.strftime("run-%Y%m%d-%H%M%S")
     setup = init_node(
-        data_dir / "node",
+        run_dir / "node",
         password=PASSWORD,
         chain_id="ehrchain-bench",
         port=port,
         kdf=KdfParams.FAST_FOR_TESTS,
     )
-    process = NodeProcess(data_dir / "node", port, PASSWORD, data_dir / "node-process.log")
+    process = NodeProcess(run_dir / "node", port, PASSWORD, run_dir / "node-process.log")
     process.start()
     try:
         with EhrClient(process.url, timeout=120.0) as client:
