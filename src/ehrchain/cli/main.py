@@ -13,6 +13,7 @@ from ehrchain import __version__
 from ehrchain.cli.client_cmds import register_commands
 from ehrchain.cli.common import console
 from ehrchain.cli.keys_cmds import keys_app
+from ehrchain.cli.network_cmds import register_network_commands
 from ehrchain.cli.node_cmds import bench, demo, node_app, verify
 
 __all__ = ["app", "main"]
@@ -29,6 +30,7 @@ app.command("demo")(demo)
 app.command("verify")(verify)
 app.command("bench")(bench)
 register_commands(app)
+register_network_commands(app, node_app)
 
 
 @app.command("version")
@@ -40,3 +42,7 @@ def version() -> None:
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

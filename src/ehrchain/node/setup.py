@@ -66,7 +66,7 @@ def init_node(
         os.chmod(pw_file, 0o600)
         from dataclasses import replace
 
-        settings = replace(settings, password_file=str(pw_file))
+        settings = replace(settings, password_file=str(pw_file.relative_to(data_dir)))
     if timestamp_ms is None:
         timestamp_ms = time.time_ns() // 1_000_000
     config = genesis_config(chain_id, admin, [validator], timestamp_ms)
@@ -83,7 +83,7 @@ def node_password(settings: Settings) -> str:
     if env:
         return env
     if settings.password_file:
-        return Path(settings.password_file).read_text().strip()
+        return (settings.data_dir / settings.password_file).read_text().strip()
     raise RuntimeError(f"set {settings_mod.PASSWORD_ENV} to the node key password")
 
 
