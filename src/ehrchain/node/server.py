@@ -11,8 +11,9 @@ import uvicorn
 
 from ehrchain.api.app import create_app
 from ehrchain.node import logs
+from ehrchain.node.p2p_api import mount_network
 from ehrchain.node.settings import load
-from ehrchain.node.wiring import Sealer, open_service
+from ehrchain.node.wiring import Sealer, open_node
 from ehrchain.web import create_web
 
 
@@ -20,12 +21,13 @@ def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -
     """Serve until interrupted; binds loopback unless the config says otherwise."""
     settings = load(data_dir, host=host, port=port)
     logs.configure(settings.log_level, settings.log_path)
-    service = open_service(settings)
+    service, identity = open_node(settings)
     sealer = Sealer(service)
     sealer.start()
     threading.Thread(target=service.start_workers, name="start-verifiers", daemon=True).start()
     app = create_app(service, max_body_bytes=settings.max_body_bytes)
     app.include_router(create_web(service))
+    p2p, net = mount_network(app, service, identity)
     logging.getLogger("ehrchain.node").info(
         "node started", extra={"chain_id": settings.chain_id, "port": settings.port}
     )
@@ -37,8 +39,11 @@ def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=2,
+            ssl_certfile=net.tls_cert or None,
+            ssl_keyfile=net.tls_key or None,
         )
     finally:
+        p2p.stop()
         sealer.stop()
         service.close()
         service.ledger.close()

@@ -10,7 +10,9 @@ from ehrchain.consensus.base import SealingLimits
 from ehrchain.consensus.solo import SoloEngine
 from ehrchain.core import encoding
 from ehrchain.core.types import Address
+from ehrchain.crypto.keystore import Identity
 from ehrchain.node.errors import Rejected
+from ehrchain.node.networked import NetworkedService
 from ehrchain.node.service import NodeService
 from ehrchain.node.settings import Settings
 from ehrchain.node.setup import load_node_identity
@@ -30,8 +32,13 @@ def validator_keys(ledger: Ledger) -> Callable[[], dict[Address, bytes]]:
     return current
 
 
-def open_service(settings: Settings) -> NodeService:
+def open_service(settings: Settings) -> NetworkedService:
     """Open the data directory and build the node service (does not start threads)."""
+    return open_node(settings)[0]
+
+
+def open_node(settings: Settings) -> tuple[NetworkedService, Identity]:
+    """The node service and the node's own identity (its key signs peer requests)."""
     ledger = Ledger.open(settings.ledger_path, durable=settings.durable)
     stored = ledger.get_meta("chain_id")
     if stored is not None and stored.decode() != settings.chain_id:
@@ -43,7 +50,7 @@ def open_service(settings: Settings) -> NodeService:
         max_wait_ms=settings.max_wait_ms,
     )
     engine = SoloEngine(identity.signing, Address(identity.address), limits)
-    return NodeService(
+    service = NetworkedService(
         settings,
         ledger,
         BlobStore(settings.blob_dir, durable=settings.durable),
@@ -51,6 +58,7 @@ def open_service(settings: Settings) -> NodeService:
         validator_keys(ledger),
         Address(identity.address),
     )
+    return service, identity
 
 
 @dataclass

@@ -1,0 +1,172 @@
+"""Gossip: push admitted transactions, sealed blocks and new blobs to every peer.
+
+One lane per peer, each a bounded queue drained by its own thread, so a slow or
+dead peer delays nobody else and cannot make the node's memory grow: when a
+lane is full its oldest item is dropped (the peer's own catch-up recovers
+blocks; a transaction it missed reaches a validator through another peer, or
+its sender resubmits). Broadcasting is idempotent: an item already sent is
+not queued again. Consensus messages take a separate, higher-priority queue.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from ehrchain.node.peer_client import ClientPool, PeerClient, PeerError
+
+__all__ = ["Gossip"]
+
+MAX_QUEUE: Final = 10_000
+MAX_TX_BATCH: Final = 500
+MAX_SEEN: Final = 100_000
+RETRY_PAUSE_S: Final = 0.5
+
+TX, BLOCK, BLOB, CONSENSUS = "tx", "block", "blob", "consensus"
+Item = tuple[str, bytes]
+logger = logging.getLogger("ehrchain.node.gossip")
+
+
+class _Lane:
+    """The queue and sender thread of one peer."""
+
+    def __init__(self, client: PeerClient, max_queue: int) -> None:
+        self.client = client
+        self._items: collections.deque[Item] = collections.deque(maxlen=max_queue)
+        self._urgent: collections.deque[Item] = collections.deque(maxlen=max_queue)
+        self._ready = threading.Condition()
+        self._stop = False
+        self.sent = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name=f"gossip {client.url}", daemon=True)
+        self._thread.start()
+
+    def put(self, item: Item) -> None:
+        queue = self._urgent if item[0] == CONSENSUS else self._items
+        with self._ready:
+            if len(queue) == queue.maxlen:
+                self.dropped += 1
+            queue.append(item)
+            self._ready.notify()
+
+    def stop(self) -> None:
+        with self._ready:
+            self._stop = True
+            self._ready.notify()
+        self._thread.join(timeout=5)
+
+    def _next(self) -> list[Item] | None:
+        """The next item, or a run of consecutive transactions as one batch."""
+        with self._ready:
+            while not self._stop and not self._urgent and not self._items:
+                self._ready.wait()
+            if self._stop:
+                return None
+            if self._urgent:
+                return [self._urgent.popleft()]
+            batch = [self._items.popleft()]
+            while batch[0][0] == TX and self._items and self._items[0][0] == TX:
+                if len(batch) >= MAX_TX_BATCH:
+                    break
+                batch.append(self._items.popleft())
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._next()) is not None:
+            try:
+                self._send(batch)
+                self.sent += len(batch)
+            except PeerError as exc:
+                # Unreachable or refused: the peer recovers blocks by catch-up.
+                logger.debug(
+                    "gossip to a peer failed", extra={"peer": self.client.url, "why": str(exc)}
+                )
+                if exc.status == 0:
+                    with self._ready:
+                        self._ready.wait(RETRY_PAUSE_S)
+            except Exception:
+                logger.exception("gossip lane error", extra={"peer": self.client.url})
+
+    def _send(self, batch: list[Item]) -> None:
+        kind = batch[0][0]
+        if kind == TX:
+            self.client.push_txs([data for _, data in batch])
+        elif kind == BLOCK:
+            self.client.push_block(batch[0][1])
+        elif kind == BLOB:
+            self.client.push_blob(batch[0][1])
+        else:
+            self.client.push_consensus(batch[0][1])
+
+
+class Gossip:
+    """Fan-out to the peers ``urls()`` names, through ``clients``."""
+
+    def __init__(
+        self,
+        urls: Callable[[], Sequence[str]],
+        clients: ClientPool,
+        *,
+        max_queue: int = MAX_QUEUE,
+    ) -> None:
+        self._urls = urls
+        self._clients = clients
+        self._max_queue = max_queue
+        self._lanes: dict[str, _Lane] = {}
+        self._seen: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def txs(self, items: Sequence[bytes]) -> None:
+        for data in items:
+            self._broadcast(TX, data)
+
+    def block(self, data: bytes) -> None:
+        self._broadcast(BLOCK, data)
+
+    def blob(self, data: bytes) -> None:
+        self._broadcast(BLOB, data)
+
+    def consensus(self, data: bytes, to: Sequence[str] | None = None) -> None:
+        """A consensus message to the peers ``to`` (all when None); never deduplicated,
+        because the protocol rebroadcasts on purpose."""
+        for lane in self._lanes_for(to):
+            lane.put((CONSENSUS, data))
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {
+                url: {"sent": ln.sent, "dropped": ln.dropped} for url, ln in self._lanes.items()
+            }
+
+    def stop(self) -> None:
+        with self._lock:
+            self._closed = True
+            lanes = list(self._lanes.values())
+        for lane in lanes:
+            lane.stop()
+
+    def _broadcast(self, kind: str, data: bytes) -> None:
+        digest = hashlib.sha256(kind.encode() + data).digest()
+        with self._lock:
+            if digest in self._seen:
+                return
+            self._seen[digest] = None
+            if len(self._seen) > MAX_SEEN:
+                self._seen.popitem(last=False)
+        for lane in self._lanes_for(None):
+            lane.put((kind, data))
+
+    def _lanes_for(self, urls: Sequence[str] | None) -> list[_Lane]:
+        wanted = list(self._urls()) if urls is None else list(urls)
+        with self._lock:
+            if self._closed:
+                return []
+            for url in wanted:
+                if url not in self._lanes:
+                    self._lanes[url] = _Lane(self._clients.get(url), self._max_queue)
+            return [self._lanes[url] for url in wanted]

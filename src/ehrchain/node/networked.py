@@ -1,0 +1,171 @@
+"""The node service of a node with peers: the same service, plus what the network needs.
+
+``NetworkedService`` only wraps ``NodeService``'s entry points; it never
+changes how a transaction is admitted or a block verified. Around them it:
+- forwards every transaction it admits to its peers, unless this node alone
+  seals blocks (a follower's writes and reads reach the validators this way);
+- announces the blocks it seals, and pushes blobs clients store here;
+- fetches the blobs a received block names before committing it, and a blob a
+  signed read needs if it has not arrived yet;
+- refuses to seal unless it is the only validator: a follower (or a validator
+  of a larger set) can never finalise a block with its own vote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ehrchain.core import block as blockmod
+from ehrchain.core import tx as txmod
+from ehrchain.core.errors import CoreError
+from ehrchain.core.types import BlockHash
+from ehrchain.node.errors import Rejected
+from ehrchain.node.peers import normalise_url
+from ehrchain.node.service import NodeService
+from ehrchain.node.sync import record_cids
+from ehrchain.storage.ledger import ChainHead
+
+__all__ = ["Links", "NetworkedService"]
+
+
+class Links(Protocol):
+    """What the service asks of the network layer (``node.p2p.P2P``)."""
+
+    def admitted(self, items: Sequence[bytes]) -> None: ...
+    def committed(self, block: blockmod.Block, sealed_here: bool) -> None: ...
+    def blob_stored(self, data: bytes) -> None: ...
+    def ensure_blobs(self, cids: Sequence[str]) -> None: ...
+    def peer_added(self, url: str) -> bool: ...
+    def peer_urls(self) -> list[str]: ...
+    def register_with(self, url: str) -> dict[str, Any]: ...
+
+
+class NetworkedService(NodeService):
+    """A ``NodeService`` that tells its ``Links`` what happened (see module doc)."""
+
+    links: Links | None = None
+    _alone: tuple[BlockHash, bool] | None = None
+
+    def attach(self, links: Links) -> None:
+        self.links = links
+        for url in links.peer_urls():
+            super().register_node(url)
+
+    def seals_alone(self) -> bool:
+        """Cached per head: the validator set changes only with a block."""
+        head = self.head().hash
+        cached = self._alone
+        if cached is None or cached[0] != head:
+            cached = (head, super().seals_alone())
+            self._alone = cached
+        return cached[1]
+
+    # -- transactions ----------------------------------------------------------
+
+    def submit(self, data: bytes) -> bytes:
+        tx_id = super().submit(data)
+        self._forward([data])
+        return tx_id
+
+    def submit_many(self, items: Sequence[bytes]) -> list[tuple[bytes | None, Exception | None]]:
+        results = super().submit_many(items)
+        self._forward([d for d, (tx_id, _) in zip(items, results, strict=True) if tx_id])
+        return results
+
+    def submit_from_peer(
+        self, items: Sequence[bytes]
+    ) -> list[tuple[bytes | None, Exception | None]]:
+        """Admit transactions a peer forwarded; not forwarded again (peers are a full mesh)."""
+        return super().submit_many(items)
+
+    def read(self, data: bytes) -> dict[str, Any]:
+        self._fetch_read_blob(data)
+        result = super().read(data)
+        self._forward([data])
+        return result
+
+    def _forward(self, items: Sequence[bytes]) -> None:
+        if self.links is not None and items and not self.seals_alone():
+            self.links.admitted(items)
+
+    def _fetch_read_blob(self, data: bytes) -> None:
+        """A read of a version whose blob has not replicated here yet fetches it first."""
+        if self.links is None:
+            return
+        try:
+            tx = txmod.from_bytes(data)
+            record_id, number = str(tx.payload["record_id"]), int(tx.payload["version"])
+        except (CoreError, KeyError, TypeError, ValueError):
+            return  # the read itself reports what is wrong
+        meta = self.version(record_id, number)
+        if meta is not None and not self.blobs.has(str(meta["cid"])):
+            self.links.ensure_blobs([str(meta["cid"])])
+
+    # -- blobs -------------------------------------------------------------------
+
+    def put_blob(self, data: bytes) -> str:
+        cid = super().put_blob(data)
+        if self.links is not None:
+            self.links.blob_stored(data)
+        return cid
+
+    def store_peer_blob(self, data: bytes) -> str:
+        """A blob a peer pushed: stored under the CID of its bytes, not pushed again."""
+        return super().put_blob(data)
+
+    # -- blocks ------------------------------------------------------------------
+
+    def seal_if_due(self) -> blockmod.Block | None:
+        if not self.seals_alone():
+            return None
+        block = super().seal_if_due()
+        if block is not None and self.links is not None:
+            self.links.committed(block, True)
+        return block
+
+    def mine(self) -> blockmod.Block | None:
+        if not self.seals_alone():
+            raise Rejected(
+                "not_a_validator",
+                "this node does not seal blocks; it forwards transactions to the validators",
+            )
+        block = super().mine()
+        if block is not None and self.links is not None:
+            self.links.committed(block, True)
+        return block
+
+    def add_block(self, data: bytes) -> ChainHead:
+        block = self._prefetch(data)
+        head = super().add_block(data)
+        if block is not None and self.links is not None:
+            self.links.committed(block, False)
+        return head
+
+    def _prefetch(self, data: bytes) -> blockmod.Block | None:
+        """Fetch the blobs of a block that would extend the head, before it commits."""
+        try:
+            block = blockmod.block_from_bytes(data)
+        except CoreError:
+            return None  # add_block refuses it with the reason
+        head = self.head()
+        extends = block.header.height == head.height + 1 and block.header.prev_hash == head.hash
+        if extends and self.links is not None:
+            self.links.ensure_blobs(record_cids(block))
+        return block
+
+    # -- peers -------------------------------------------------------------------
+
+    def register_node(self, url: str) -> list[str]:
+        try:
+            url = normalise_url(url)
+        except ValueError as exc:
+            raise Rejected("invalid_request", str(exc)) from None
+        if self.links is not None and not self.links.peer_added(url):
+            return self.peers()  # the node's own URL
+        return super().register_node(url)
+
+    def register_with(self, url: str) -> dict[str, Any]:
+        if self.links is None:
+            return super().register_with(url)
+        return self.links.register_with(url)

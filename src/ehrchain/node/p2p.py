@@ -1,0 +1,195 @@
+"""The network side of one node: peers, gossip, catch-up, and joining through a peer.
+
+``P2P`` is what ``NetworkedService`` calls (its ``Links``): it owns the peer
+set, the signed clients, the gossip lanes and the background syncer. Settings
+come from the ``[network]`` section of ``node.toml`` (the ``[node]`` section
+is ``node.settings``'s).
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Final
+
+from ehrchain.core import block as blockmod
+from ehrchain.crypto.keystore import Identity
+from ehrchain.node.errors import Rejected, Unavailable
+from ehrchain.node.gossip import Gossip
+from ehrchain.node.networked import NetworkedService
+from ehrchain.node.peer_client import ClientPool, PeerClient, PeerError
+from ehrchain.node.peers import PEERS_FILE, PeerSet, RequestChecker, normalise_url
+from ehrchain.node.service import wall_clock_ms
+from ehrchain.node.settings import CONFIG_FILE, Settings
+from ehrchain.node.sync import BlobFetcher, Syncer, SyncError, catch_up, record_cids
+
+__all__ = ["P2P", "NetworkSettings", "load_network_settings", "own_url"]
+
+SECTION: Final = "network"
+logger = logging.getLogger("ehrchain.node.p2p")
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSettings:
+    """``[network]`` in node.toml; every key optional."""
+
+    public_url: str = ""
+    """How peers reach this node; default ``http(s)://host:port`` from ``[node]``."""
+    tls_cert: str = ""
+    """PEM certificate and key: serve HTTPS (peers then use an https URL)."""
+    tls_key: str = ""
+    tls_ca: str = ""
+    """PEM bundle that signs the peers' certificates (default: the system's)."""
+    sync_interval_ms: int = 2000
+    pending_max_age_ms: int = 60_000
+    peer_timeout_ms: int = 10_000
+
+    def verify(self) -> bool | str:
+        return self.tls_ca or True
+
+
+def load_network_settings(settings: Settings) -> NetworkSettings:
+    path = settings.data_dir / CONFIG_FILE
+    values: dict[str, Any] = {}
+    if path.exists():
+        with path.open("rb") as fh:
+            values = tomllib.load(fh).get(SECTION, {})
+    known = {f.name for f in fields(NetworkSettings)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown settings in [{SECTION}] of {path}: {sorted(unknown)}")
+    return NetworkSettings(**values)
+
+
+def network_toml(net: NetworkSettings) -> str:
+    """The ``[network]`` section for ``net`` (appended to node.toml by setup)."""
+    lines = [f"[{SECTION}]"]
+    for f in fields(NetworkSettings):
+        value = getattr(net, f.name)
+        lines.append(f"{f.name} = {value}" if isinstance(value, int) else f'{f.name} = "{value}"')
+    return "\n".join(lines) + "\n"
+
+
+def own_url(settings: Settings, net: NetworkSettings) -> str:
+    if net.public_url:
+        return normalise_url(net.public_url)
+    scheme = "https" if net.tls_cert else "http"
+    return f"{scheme}://{settings.host}:{settings.port}"
+
+
+class P2P:
+    """Peers, gossip and catch-up for ``service``, signing as ``identity``."""
+
+    def __init__(
+        self,
+        service: NetworkedService,
+        identity: Identity,
+        net: NetworkSettings,
+    ) -> None:
+        settings = service.settings
+        self.service = service
+        self.identity = identity
+        self.own_url = own_url(settings, net)
+        self.peers = PeerSet(self.own_url, settings.data_dir / PEERS_FILE)
+        self.clients = ClientPool(
+            identity,
+            settings.chain_id,
+            timeout_s=net.peer_timeout_ms / 1000,
+            verify=net.verify(),
+        )
+        self.fetcher = BlobFetcher(service.blobs, self._peer_clients, settings.max_blob_bytes)
+        self.gossip = Gossip(self.peers.urls, self.clients)
+        self.syncer = Syncer(
+            service,
+            self._peer_clients,
+            self.fetcher,
+            interval_s=net.sync_interval_ms / 1000,
+            pending_max_age_ms=net.pending_max_age_ms,
+            can_seal=service.seals_alone,
+        )
+        self.checker = RequestChecker(settings.chain_id, service.peer_key, wall_clock_ms)
+        service.attach(self)
+
+    def start(self) -> None:
+        self.syncer.start()
+
+    def stop(self) -> None:
+        self.syncer.stop()
+        self.gossip.stop()
+        self.clients.close()
+
+    def _peer_clients(self) -> list[PeerClient]:
+        return self.clients.all(self.peers.urls())
+
+    # -- Links (called by NetworkedService) --------------------------------------
+
+    def admitted(self, items: Sequence[bytes]) -> None:
+        self.gossip.txs(items)
+
+    def committed(self, block: blockmod.Block, sealed_here: bool) -> None:
+        if sealed_here:
+            self.gossip.block(block.to_bytes())
+        self.syncer.want_blobs(record_cids(block))
+
+    def blob_stored(self, data: bytes) -> None:
+        self.gossip.blob(data)
+
+    def ensure_blobs(self, cids: Sequence[str]) -> None:
+        still = self.fetcher.ensure(cids)
+        if still:
+            self.syncer.want_blobs(still)
+
+    def peer_added(self, url: str) -> bool:
+        if normalise_url(url) == self.peers.own_url:
+            return False
+        if self.peers.add(url):
+            self.syncer.nudge()
+        return True
+
+    def peer_urls(self) -> list[str]:
+        return self.peers.urls()
+
+    def register_with(self, url: str) -> dict[str, Any]:
+        """Join through ``url``: register there and with its peers, then catch up from it."""
+        try:
+            url = normalise_url(url)
+        except ValueError as exc:
+            raise Rejected("invalid_request", str(exc)) from None
+        if url == self.own_url:
+            raise Rejected("invalid_request", "a node cannot register with itself")
+        client = self.clients.get(url)
+        their_peers = self._register_at(client)
+        self.service.register_node(url)
+        for other in their_peers:
+            if other not in (self.own_url, url) and other not in self.peers.urls():
+                try:
+                    self._register_at(self.clients.get(normalise_url(other)))
+                except (Rejected, Unavailable, ValueError) as exc:
+                    logger.info("could not register with a peer's peer", extra={"why": str(exc)})
+                    continue
+                self.service.register_node(other)
+        try:
+            synced = catch_up(self.service, client, self.fetcher)
+        except SyncError as exc:
+            raise Rejected("invalid_block", f"sync from {url} failed: {exc}") from None
+        except PeerError as exc:
+            raise Unavailable(f"sync from {url} failed: {exc}") from None
+        head = self.service.head()
+        return {
+            "peers": self.peers.urls(),
+            "height": head.height,
+            "head_hash": head.hash.hex(),
+            "synced_blocks": synced,
+        }
+
+    def _register_at(self, client: PeerClient) -> list[str]:
+        try:
+            return client.register_node(self.own_url)
+        except PeerError as exc:
+            if exc.status in (401, 403):
+                raise Rejected(
+                    "not_authorised", f"{client.url} does not admit this node: {exc.code}"
+                ) from None
+            raise Unavailable(f"{client.url} could not be reached: {exc}") from None

@@ -1,0 +1,196 @@
+"""A signed HTTP client for one peer node: the calls sync, gossip and consensus make.
+
+Every request carries the node-key signature of ``peers.sign_request``; answers
+are data to verify, never instructions: blocks go through full verification,
+blobs through their content id.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import httpx
+
+from ehrchain.core import encoding
+from ehrchain.core.errors import CoreError
+from ehrchain.crypto.keystore import Identity
+from ehrchain.node.peers import sign_request
+
+__all__ = ["CBOR", "ClientPool", "PeerClient", "PeerError"]
+
+CBOR: Final = "application/cbor"
+OCTET_STREAM: Final = "application/octet-stream"
+JSON: Final = "application/json"
+
+
+class PeerError(Exception):
+    """The peer could not be reached, or answered with an error.
+
+    ``status`` is the HTTP status (0 when there was no answer) and ``code`` the
+    error code of the answer's body, when it had one.
+    """
+
+    def __init__(self, url: str, status: int, code: str, message: str) -> None:
+        super().__init__(f"{url}: {status} {code}: {message}")
+        self.url = url
+        self.status = status
+        self.code = code
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class PeerClient:
+    """Requests to ``url`` signed by this node's ``identity``; thread-safe."""
+
+    def __init__(
+        self,
+        url: str,
+        identity: Identity,
+        chain_id: str,
+        *,
+        timeout_s: float = 10.0,
+        verify: bool | str = True,
+        clock: Callable[[], int] = _wall_clock_ms,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._identity = identity
+        self._chain_id = chain_id
+        self._clock = clock
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, verify=verify)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PeerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        timeout_s: float | None = None,
+    ) -> httpx.Response:
+        """Send one signed request; raise PeerError unless the answer is 2xx."""
+        target = path + (f"?{urlencode(params)}" if params else "")
+        headers = sign_request(self._identity, self._chain_id, method, target, body, self._clock())
+        if content_type is not None:
+            headers["content-type"] = content_type
+        extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
+        try:
+            answer = self._http.request(method, target, content=body, headers=headers, **extra)
+        except httpx.HTTPError as exc:
+            raise PeerError(self.url, 0, "unreachable", type(exc).__name__) from None
+        if answer.status_code >= 300:
+            code, message = _error_of(answer)
+            raise PeerError(self.url, answer.status_code, code, message)
+        return answer
+
+    # -- queries -------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The peer's /v1/status: chain id, height, head hash, validators, peers."""
+        return dict(self.request("GET", "/v1/status").json())
+
+    def blocks(self, start: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` canonical block encodings from height ``start``, oldest first."""
+        answer = self.request("GET", "/p2p/blocks", params={"start": start, "limit": limit})
+        try:
+            items = encoding.decode(answer.content)
+        except CoreError:
+            raise PeerError(self.url, answer.status_code, "malformed", "blocks page") from None
+        if not isinstance(items, tuple) or not all(isinstance(b, bytes) for b in items):
+            raise PeerError(self.url, answer.status_code, "malformed", "blocks page")
+        return list(items)
+
+    def blob(self, cid: str) -> bytes:
+        """The bytes the peer holds under ``cid`` (the caller checks them against it)."""
+        return self.request("GET", f"/p2p/blobs/{cid}").content
+
+    # -- pushes --------------------------------------------------------------
+
+    def register_node(self, own_url: str) -> list[str]:
+        """Ask the peer to add this node (seed 003's /register_node); its peer list."""
+        body = json.dumps({"url": own_url}).encode()
+        answer = self.request("POST", "/register_node", body=body, content_type=JSON)
+        peers = answer.json().get("peers", [])
+        return [p for p in peers if isinstance(p, str)]
+
+    def push_block(self, data: bytes) -> None:
+        self.request("POST", "/add_block", body=data, content_type=CBOR)
+
+    def push_txs(self, items: Sequence[bytes]) -> list[dict[str, Any]]:
+        """Forward signed transactions; the peer's per-item results."""
+        body = encoding.encode(list(items))
+        answer = self.request("POST", "/p2p/txs", body=body, content_type=CBOR)
+        results = answer.json().get("results", [])
+        return [r for r in results if isinstance(r, dict)]
+
+    def push_blob(self, data: bytes) -> None:
+        self.request("POST", "/p2p/blobs", body=data, content_type=OCTET_STREAM)
+
+    def push_consensus(self, data: bytes) -> None:
+        self.request("POST", "/consensus/message", body=data, content_type=CBOR, timeout_s=3.0)
+
+
+def _error_of(answer: httpx.Response) -> tuple[str, str]:
+    try:
+        error = answer.json()["error"]
+        return str(error["code"]), str(error["message"])[:300]
+    except (ValueError, KeyError, TypeError):
+        return "http_error", answer.reason_phrase
+
+
+class ClientPool:
+    """One ``PeerClient`` per peer URL, kept for connection reuse; thread-safe."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        chain_id: str,
+        *,
+        timeout_s: float = 10.0,
+        verify: bool | str = True,
+    ) -> None:
+        self._identity = identity
+        self._chain_id = chain_id
+        self._timeout_s = timeout_s
+        self._verify = verify
+        self._clients: dict[str, PeerClient] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> PeerClient:
+        with self._lock:
+            client = self._clients.get(url)
+            if client is None:
+                client = PeerClient(
+                    url,
+                    self._identity,
+                    self._chain_id,
+                    timeout_s=self._timeout_s,
+                    verify=self._verify,
+                )
+                self._clients[url] = client
+            return client
+
+    def all(self, urls: Sequence[str]) -> list[PeerClient]:
+        return [self.get(url) for url in urls]
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

@@ -1,0 +1,335 @@
+"""Catch-up: fetch the blocks and blobs a node missed from its peers, trusting none of them.
+
+A block fetched from a peer is committed only through ``NodeService.add_block``,
+which re-checks the header link, the commit certificate against the validator
+set of the node's own replayed state, every transaction signature, the Merkle
+root and every state transition (the state root). A blob fetched by CID is
+stored only if its bytes hash to that CID. A peer that lies about its height,
+sends a block that fails any check, or a blob that does not match is skipped;
+the node tries the next one.
+
+``rebuild_from_peer`` is the repair for a data directory whose ledger was
+tampered with: it sets the damaged ledger aside, starts again from the genesis
+file (the only local file trusted) and re-syncs the whole chain from a peer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ehrchain.consensus.errors import ConsensusError
+from ehrchain.core import block as blockmod
+from ehrchain.core.cid import check_cid
+from ehrchain.core.errors import CoreError
+from ehrchain.crypto.errors import CryptoError
+from ehrchain.ehr.errors import EhrError
+from ehrchain.ehr.genesis import GenesisConfig
+from ehrchain.node.errors import Rejected
+from ehrchain.node.genesis import commit_genesis
+from ehrchain.node.peer_client import PeerClient, PeerError
+from ehrchain.node.service import NodeService
+from ehrchain.storage.blobs import BlobStore
+from ehrchain.storage.errors import StorageError
+from ehrchain.storage.ledger import ChainHead, Ledger
+
+__all__ = [
+    "PAGE",
+    "BlobFetcher",
+    "RebuildReport",
+    "SyncError",
+    "Syncer",
+    "catch_up",
+    "rebuild_from_peer",
+    "record_cids",
+]
+
+PAGE: Final = 100
+RECORD_KINDS: Final = frozenset({"record.create", "record.amend"})
+logger = logging.getLogger("ehrchain.node.sync")
+
+
+class SyncError(Exception):
+    """A peer's chain could not be followed: it diverges, or a block fails verification."""
+
+
+def record_cids(block: blockmod.Block) -> list[str]:
+    """The blob ids the record versions of ``block`` name."""
+    return [str(t.payload["cid"]) for t in block.txs if t.kind in RECORD_KINDS]
+
+
+class BlobFetcher:
+    """Fetches blobs by CID from peers and stores only bytes that match the CID."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        clients: Callable[[], Sequence[PeerClient]],
+        max_bytes: int,
+    ) -> None:
+        self._blobs = blobs
+        self._clients = clients
+        self._max_bytes = max_bytes
+
+    def missing(self, cids: Iterable[str]) -> list[str]:
+        return [cid for cid in dict.fromkeys(cids) if not self._blobs.has(cid)]
+
+    def ensure(self, cids: Iterable[str], prefer: PeerClient | None = None) -> list[str]:
+        """Fetch every CID not stored yet; return those no peer could supply."""
+        still: list[str] = []
+        for cid in self.missing(cids):
+            if not self.fetch(cid, prefer):
+                still.append(cid)
+        return still
+
+    def fetch(self, cid: str, prefer: PeerClient | None = None) -> bool:
+        clients = list(self._clients())
+        if prefer is not None:
+            clients = [prefer, *(c for c in clients if c.url != prefer.url)]
+        for client in clients:
+            try:
+                data = client.blob(cid)
+            except PeerError:
+                continue
+            if len(data) > self._max_bytes:
+                continue
+            try:
+                check_cid(cid, data)
+            except CoreError:
+                logger.warning(
+                    "peer sent a blob that does not match its CID", extra={"peer": client.url}
+                )
+                continue
+            self._blobs.put(data)
+            return True
+        return False
+
+
+def catch_up(
+    service: NodeService,
+    client: PeerClient,
+    fetcher: BlobFetcher | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Fetch, verify and commit the blocks ``client``'s peer has above our head.
+
+    Returns how many blocks were committed. Raises SyncError when the peer's
+    next block does not extend our head or fails verification, PeerError when
+    the peer cannot be asked. Blobs of each block's record versions are
+    fetched (and checked against their CID) before the block commits.
+    """
+    added = 0
+    while stop is None or not stop.is_set():
+        status = client.status()
+        if status.get("chain_id") != service.chain_id:
+            raise SyncError(f"{client.url} serves another chain")
+        theirs = int(status.get("height", -1))
+        mine = service.head().height
+        if theirs <= mine:
+            return added
+        page = client.blocks(mine + 1, min(PAGE, theirs - mine))
+        if not page:
+            return added
+        for data in page:
+            if _add_one(service, client, fetcher, data):
+                added += 1
+    return added
+
+
+def _add_one(
+    service: NodeService, client: PeerClient, fetcher: BlobFetcher | None, data: bytes
+) -> bool:
+    try:
+        block = blockmod.block_from_bytes(data)
+    except CoreError as exc:
+        raise SyncError(f"{client.url} sent an undecodable block: {exc}") from exc
+    if block.header.height <= service.head().height:
+        return False  # committed meanwhile (gossip); the link check below covers a fork
+    if fetcher is not None:
+        fetcher.ensure(record_cids(block), prefer=client)
+    try:
+        service.add_block(data)
+    except Rejected as exc:
+        if exc.code == "not_next" and block.header.height <= service.head().height:
+            return False
+        raise SyncError(f"block {block.header.height} from {client.url}: {exc}") from exc
+    except (ConsensusError, CoreError, CryptoError, EhrError) as exc:
+        raise SyncError(
+            f"block {block.header.height} from {client.url} fails verification: {exc}"
+        ) from exc
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    head: ChainHead
+    blocks: int
+    set_aside: Path | None
+    """Where the replaced ledger was moved (kept for inspection), if there was one."""
+    missing_blobs: tuple[str, ...]
+
+
+def rebuild_from_peer(
+    service_factory: Callable[[], NodeService],
+    ledger_path: Path,
+    genesis_path: Path,
+    blob_dir: Path,
+    client: PeerClient,
+    clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+) -> RebuildReport:
+    """Replace the ledger at ``ledger_path`` by the chain re-verified from ``client``'s peer.
+
+    The node must be stopped (the ledger's write lock is taken first, so a
+    running node makes this fail before anything moves). The old ledger and any
+    blob whose bytes do not match its CID are moved to ``quarantine/``.
+    """
+    config = GenesisConfig.from_json(genesis_path.read_text())
+    quarantine = ledger_path.parent / "quarantine"
+    set_aside = _set_aside_ledger(ledger_path, quarantine, clock())
+    _set_aside_bad_blobs(BlobStore(blob_dir), quarantine)
+    with Ledger.open(ledger_path) as ledger:
+        commit_genesis(ledger, config)
+    service = service_factory()
+    try:
+        fetcher = BlobFetcher(service.blobs, lambda: [client], service.settings.max_blob_bytes)
+        blocks = catch_up(service, client, fetcher)
+        missing = _missing_version_blobs(service, fetcher, client)
+        return RebuildReport(service.head(), blocks, set_aside, tuple(missing))
+    finally:
+        service.ledger.close()
+
+
+def _set_aside_ledger(ledger_path: Path, quarantine: Path, now_ms: int) -> Path | None:
+    if not ledger_path.exists():
+        return None
+    Ledger.open(ledger_path).close()  # raises while a running node holds the lock
+    quarantine.mkdir(exist_ok=True)
+    target = quarantine / f"{ledger_path.stem}-{now_ms}{ledger_path.suffix}"
+    for suffix in ("-wal", "-shm"):
+        side = ledger_path.with_name(ledger_path.name + suffix)
+        if side.exists():
+            side.replace(target.with_name(target.name + suffix))
+    ledger_path.replace(target)
+    return target
+
+
+def _set_aside_bad_blobs(blobs: BlobStore, quarantine: Path) -> None:
+    for cid in list(blobs.iter_cids()):
+        path = blobs.path_of(cid)
+        try:
+            check_cid(cid, path.read_bytes())
+        except (CoreError, OSError):
+            quarantine.mkdir(exist_ok=True)
+            path.replace(quarantine / f"blob-{cid}")
+
+
+def _missing_version_blobs(
+    service: NodeService, fetcher: BlobFetcher, client: PeerClient
+) -> list[str]:
+    """Fetch the blob of every version the rebuilt state records; the ones still missing."""
+    cids: list[str] = []
+    height = 1
+    while height <= service.head().height:
+        page = service.blocks(height, PAGE)
+        if not page:
+            break
+        for block in page:
+            cids.extend(record_cids(block))
+        height = page[-1].header.height + 1
+    try:
+        return fetcher.ensure(cids, prefer=client)
+    except StorageError as exc:
+        raise SyncError(f"could not store a fetched blob: {exc}") from exc
+
+
+class Syncer:
+    """Background catch-up: asks each peer for its height and pulls what this node lacks.
+
+    Runs a round at start (a node that was down catches up on restart), then
+    every ``interval_s`` or when nudged. Each round also retries blobs no
+    peer could supply before and, on a node that cannot seal, drops pending
+    transactions that no block took within ``pending_max_age_ms``.
+    """
+
+    def __init__(
+        self,
+        service: NodeService,
+        clients: Callable[[], Sequence[PeerClient]],
+        fetcher: BlobFetcher,
+        *,
+        interval_s: float = 2.0,
+        pending_max_age_ms: int = 60_000,
+        can_seal: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._service = service
+        self._clients = clients
+        self._fetcher = fetcher
+        self._interval_s = interval_s
+        self._pending_max_age_ms = pending_max_age_ms
+        self._can_seal = can_seal
+        self._missing: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._nudged = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="syncer", daemon=True)
+        self.rounds = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._nudged.set()
+        self._thread.join(timeout=10)
+
+    def nudge(self) -> None:
+        self._nudged.set()
+
+    def want_blobs(self, cids: Iterable[str]) -> None:
+        """Remember blobs to fetch in the background (a block committed without them)."""
+        missing = self._fetcher.missing(cids)
+        if missing:
+            with self._lock:
+                self._missing.update(missing)
+            self._nudged.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync_round()
+            except Exception:  # a background thread must outlive any one bad round
+                logger.exception("sync round failed")
+            self._nudged.wait(self._interval_s)
+            self._nudged.clear()
+
+    def sync_round(self) -> int:
+        """One pass over the peers; returns the blocks committed."""
+        added = 0
+        for client in self._clients():
+            if self._stop.is_set():
+                break
+            try:
+                added += catch_up(self._service, client, self._fetcher, self._stop)
+            except (PeerError, SyncError) as exc:
+                logger.info(
+                    "catch-up from a peer failed", extra={"peer": client.url, "why": str(exc)}
+                )
+        self._retry_blobs()
+        if not self._can_seal():
+            self._service.expire_pending(self._pending_max_age_ms)
+        self.rounds += 1
+        return added
+
+    def _retry_blobs(self) -> None:
+        with self._lock:
+            wanted = list(self._missing)
+        if not wanted:
+            return
+        still = set(self._fetcher.ensure(wanted))
+        with self._lock:
+            self._missing -= set(wanted) - still
