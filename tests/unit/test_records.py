@@ -175,10 +175,6 @@ def test_payloads_parse_as_the_transaction_kinds(keys: dict[str, EncryptionKey])
         assert parsed.patient == patient
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ehr/kinds.py FHIR_VERSION regex rejects the empty fhir_version a document carries",
-)
 def test_document_payload_parses_as_record_create(keys: dict[str, EncryptionKey]) -> None:
     patient = address_from_public_key(bytes([1]) * 32)
     document = seal_version(
