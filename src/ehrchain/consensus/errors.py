@@ -11,13 +11,13 @@ class ConsensusError(Exception):
     """Base of every error consensus raises."""
 
 
-class InvalidCertificate(ConsensusError):  # noqa: N818 (name is part of the public API)
+class InvalidCertificate(ConsensusError):
     """The certificate is malformed, has a bad or foreign vote, or lacks a quorum."""
 
 
-class NotAValidator(ConsensusError):  # noqa: N818 (name is part of the public API)
+class NotAValidator(ConsensusError):
     """The address is not (or not this node's) validator for the block at hand."""
 
 
-class InvalidLimits(ConsensusError):  # noqa: N818 (name is part of the public API)
+class InvalidLimits(ConsensusError):
     """Sealing limits are out of range, so a block could never (or always) be sealed."""

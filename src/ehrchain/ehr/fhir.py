@@ -89,7 +89,7 @@ _REPORT_CODES: Final[Mapping[str, str]] = {
 }
 
 
-class InvalidFhir(EhrError):  # noqa: N818 (name is part of the public API)
+class InvalidFhir(EhrError):
     """The content is not a valid FHIR resource of the stated version; no input is echoed."""
 
     code = "invalid_fhir"

@@ -61,13 +61,13 @@ class RecordIntegrityError(RecordError):
     code = "record_integrity"
 
 
-class NotAReader(RecordError):  # noqa: N818 (name is part of the public API)
+class NotAReader(RecordError):
     """No key of this reader unwraps the version's data key."""
 
     code = "not_a_reader"
 
 
-class InvalidDocument(RecordError):  # noqa: N818 (name is part of the public API)
+class InvalidDocument(RecordError):
     """The document is empty, too large, or not of its stated media type."""
 
     code = "invalid_document"
