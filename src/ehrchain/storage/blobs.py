@@ -19,7 +19,7 @@ outside the store (``core.cid.InvalidCid`` is raised for a malformed id).
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -57,7 +57,8 @@ class BlobStore:
         if path.exists() and self._intact(cid):
             return cid
         self._ensure_shard(path.parent)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
+        temp = path.parent / f"{_TEMP_PREFIX}{cid}-{threading.get_ident()}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
@@ -66,7 +67,7 @@ class BlobStore:
                     os.fsync(file.fileno())
             os.replace(temp, path)
         except BaseException:
-            Path(temp).unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)
             raise
         if self.durable:
             _fsync_dir(path.parent)
