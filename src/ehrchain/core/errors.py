@@ -1,11 +1,11 @@
 """Errors raised by the pure core (signature errors live in ehrchain.crypto.errors).
 
-    CoreError
-    ├── EncodingError        bytes that are not canonical encoding v1
-    ├── InvalidAddress       a malformed or mistyped address (bad checksum)
-    ├── InvalidTransaction   a transaction that is malformed on its own
-    ├── InvalidBlock         a block whose header, root or certificate is wrong
-    └── InvalidProof         a Merkle proof that does not verify
+CoreError
+├── EncodingError        bytes that are not canonical encoding v1
+├── InvalidAddress       a malformed or mistyped address (bad checksum)
+├── InvalidTransaction   a transaction that is malformed on its own
+├── InvalidBlock         a block whose header, root or certificate is wrong
+└── InvalidProof         a Merkle proof that does not verify
 """
 
 
