@@ -166,11 +166,11 @@ def network_up(
         for process, node in zip(processes, info["nodes"], strict=True):
             say(f"starting {node['name']} on {process.url}")
             process.start(start_timeout_s)
-        _write_pids(root, [p.pid for p in processes])
         if not info.get("admitted"):
             _admit_followers(root, info, processes[0].url, password)
             info["admitted"] = True
             manifest.write_text(json.dumps(info, indent=2))
+        _write_pids(root, [p.pid for p in processes])
         first = processes[0].url
         for process in processes[1:]:
             _post_json(process.url, "/register_with", {"url": first})
