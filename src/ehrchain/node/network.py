@@ -56,7 +56,8 @@ __all__ = [
     "rebuild_data_dir",
 ]
 
-CONSENSUS_CHOICES: Final = ("solo", "bft", "pow")
+CONSENSUS_CHOICES: Final = ("solo", "bft")
+"""``pow`` has its pure protocol (consensus/pow*.py) but no node driver yet."""
 MANIFEST: Final = "network.json"
 PASSWORD_FILE: Final = "node.password"  # noqa: S105 (a file name, not a secret)
 Say = Callable[[str], None]

@@ -7,14 +7,15 @@ changes how a transaction is admitted or a block verified. Around them it:
 - announces the blocks it seals, and pushes blobs clients store here;
 - fetches the blobs a received block names before committing it, and a blob a
   signed read needs if it has not arrived yet;
-- refuses to seal unless it is the only validator: a follower (or a validator
-  of a larger set) can never finalise a block with its own vote.
+- seals on its own only under the embedded engine (``solo``) and only as the
+  only validator: a follower (or a validator of a larger set) can never
+  finalise a block with its own vote; under ``bft`` the driver decides blocks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from ehrchain.core import block as blockmod
 from ehrchain.core import tx as txmod
@@ -26,7 +27,9 @@ from ehrchain.node.service import NodeService
 from ehrchain.node.sync import record_cids
 from ehrchain.storage.ledger import ChainHead
 
-__all__ = ["Links", "NetworkedService"]
+__all__ = ["SOLO", "Links", "NetworkedService"]
+
+SOLO: Final = "solo"
 
 
 class Links(Protocol):
@@ -117,7 +120,7 @@ class NetworkedService(NodeService):
     # -- blocks ------------------------------------------------------------------
 
     def seal_if_due(self) -> blockmod.Block | None:
-        if not self.seals_alone():
+        if self.settings.consensus != SOLO or not self.seals_alone():
             return None
         block = super().seal_if_due()
         if block is not None and self.links is not None:
@@ -125,6 +128,12 @@ class NetworkedService(NodeService):
         return block
 
     def mine(self) -> blockmod.Block | None:
+        if self.settings.consensus != SOLO:
+            raise Rejected(
+                "not_authorised",
+                f"under {self.settings.consensus} consensus the validators decide blocks; "
+                "pending transactions are proposed without /mine",
+            )
         if not self.seals_alone():
             raise Rejected(
                 "not_a_validator",

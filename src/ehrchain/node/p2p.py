@@ -16,9 +16,10 @@ from typing import Any, Final
 
 from ehrchain.core import block as blockmod
 from ehrchain.crypto.keystore import Identity
+from ehrchain.node.bft_driver import BftDriver
 from ehrchain.node.errors import Rejected, Unavailable
 from ehrchain.node.gossip import Gossip
-from ehrchain.node.networked import NetworkedService
+from ehrchain.node.networked import SOLO, NetworkedService
 from ehrchain.node.peer_client import ClientPool, PeerClient, PeerError
 from ehrchain.node.peers import PEERS_FILE, PeerSet, RequestChecker, normalise_url
 from ehrchain.node.service import wall_clock_ms
@@ -110,12 +111,21 @@ class P2P:
             can_seal=service.seals_alone,
         )
         self.checker = RequestChecker(settings.chain_id, service.peer_key, wall_clock_ms)
+        self.driver: BftDriver | None = None
+        if settings.consensus == "bft":
+            self.driver = BftDriver(service, identity, self.gossip)
+        elif settings.consensus != SOLO:
+            raise ValueError(f"consensus {settings.consensus!r} is not available on nodes yet")
         service.attach(self)
 
     def start(self) -> None:
         self.syncer.start()
+        if self.driver is not None:
+            self.driver.start()
 
     def stop(self) -> None:
+        if self.driver is not None:
+            self.driver.stop()
         self.syncer.stop()
         self.gossip.stop()
         self.clients.close()
@@ -127,6 +137,8 @@ class P2P:
 
     def admitted(self, items: Sequence[bytes]) -> None:
         self.gossip.txs(items)
+        if self.driver is not None:
+            self.driver.poke()
 
     def committed(self, block: blockmod.Block, sealed_here: bool) -> None:
         if sealed_here:

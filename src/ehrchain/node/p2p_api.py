@@ -27,6 +27,7 @@ from ehrchain.api.errors import problem_for
 from ehrchain.api.schemas import json_response
 from ehrchain.core import encoding
 from ehrchain.crypto.keystore import Identity
+from ehrchain.node.bft_driver import consensus_router
 from ehrchain.node.errors import PayloadTooLarge
 from ehrchain.node.networked import NetworkedService
 from ehrchain.node.p2p import P2P, NetworkSettings, load_network_settings
@@ -201,6 +202,7 @@ def mount_network(
     net = load_network_settings(service.settings)
     p2p = P2P(service, identity, net)
     app.include_router(p2p_router(service))
+    app.include_router(consensus_router(lambda: p2p.driver))
     app.add_middleware(
         PeerAuthMiddleware, checker=p2p.checker, max_body_bytes=service.settings.max_body_bytes
     )

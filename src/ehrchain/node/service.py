@@ -509,6 +509,78 @@ class NodeService:
                 self._pool.rebuild(self._context())
             return len(gone)
 
+    def pending_count(self) -> int:
+        return len(self._pool)
+
+    def propose_block(self, height: int) -> blockmod.Block | None:
+        """A block of pending transactions for ``height`` by this node, not committed.
+
+        For consensus engines that decide before committing (BFT): built exactly
+        as ``_seal`` builds one, without a certificate. None when the head is not
+        at ``height - 1`` or nothing pending executes.
+        """
+        with self._lock:
+            head = self.head()
+            if height != head.height + 1 or not len(self._pool):
+                return None
+            ctx = self._context()
+            limits = (self.settings.max_block_txs, self.settings.max_block_bytes)
+            candidates = self._pool.take(*limits)
+            reused = self._pool.block_result(candidates, ctx, head.state_root)
+            if reused is not None:
+                accepted, result = candidates, reused
+            else:
+                accepted, rejected, result = select_txs(
+                    self._reader, candidates, ctx, len(candidates), prev_root=head.state_root
+                )
+                if rejected:
+                    self._pool.remove([t for t, _ in rejected])
+                    self._open = None
+                    self._pool.rebuild(self._context())
+            if not accepted:
+                return None
+            txs = tuple(accepted)
+            header = blockmod.BlockHeader(
+                magic=blockmod.MAGIC,
+                version=blockmod.VERSION,
+                chain_id=self.chain_id,
+                size=blockmod.tx_list_size(txs),
+                tx_count=len(txs),
+                height=ctx.height,
+                prev_hash=head.hash,
+                tx_root=blockmod.tx_root(txs),
+                timestamp_ms=ctx.timestamp_ms,
+                target=0,
+                nonce=0,
+                state_root=result.state_root,
+                proposer=self.node_address,
+            )
+            return blockmod.Block(header, txs)
+
+    def check_block(self, block: blockmod.Block) -> None:
+        """Every check of ``add_block`` except the certificate, without committing.
+
+        For a proposed block that has no certificate yet; raises what
+        ``add_block`` would raise.
+        """
+        with self._lock:
+            head = self.head()
+            header = block.header
+            if header.height != head.height + 1 or header.prev_hash != head.hash:
+                raise Rejected("not_next", "block does not extend this node's head")
+            if header.chain_id != self.chain_id:
+                raise Rejected("wrong_chain", "block is for another chain")
+            if header.timestamp_ms < head.timestamp_ms:
+                raise Rejected("invalid_block", "block timestamp goes backwards")
+            if header.proposer not in self._validators():
+                raise Rejected("not_a_validator", "block proposer is not a validator")
+            for t in block.txs:
+                t.verify_signature()
+            ctx = BlockContext(self.chain_id, header.height, header.timestamp_ms, header.proposer)
+            result = execute_block(self._reader, block.txs, ctx, prev_root=head.state_root)
+            if result.state_root != header.state_root:
+                raise Rejected("invalid_block", "state root does not match the transactions")
+
     def wait_for_height(self, height: int, timeout_s: float) -> ChainHead:
         """The head once it reaches ``height``, or the head when the timeout passes."""
         deadline = time.monotonic() + min(timeout_s, 30.0)

@@ -1,0 +1,292 @@
+"""Run the pure Tendermint handler (``consensus.bft``) for one node over HTTP.
+
+The handler never does I/O; this driver does it, on one thread so the handler
+sees one event at a time: messages from peers (``POST /consensus/message``,
+signed as node requests like every node-to-node call), timers it asked for,
+and ``Start``. Its outputs are carried out in order: broadcasts go through the
+gossip lanes' priority queue, timers into a scheduler, a ``Decide`` commits the
+block with its certificate through ``NodeService.add_block`` (so a decided
+block gets the same full verification as any other), evidence is logged.
+
+The application side (``ProposalSource``): a proposer packs the pending pool
+with ``propose_block``; every node validates a proposal with ``check_block``
+(link, proposer, signatures, every state transition) against its own
+committed state. The validator set of height h is the committed state's after
+h - 1. When the ledger moves ahead of the handler (catch-up committed blocks),
+the handler restarts at the new height.
+
+Idle chains do not spin through rounds: the start of a height (``Start``,
+``TimeoutCommit``) is held until this node has pending transactions or a peer
+has sent a message for that height.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Final
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ehrchain.consensus import bft
+from ehrchain.consensus.bft_types import (
+    BftContext,
+    Broadcast,
+    Decide,
+    Output,
+    RecordEvidence,
+    ScheduleTimeout,
+    Send,
+    Timeouts,
+)
+from ehrchain.consensus.errors import ConsensusError
+from ehrchain.consensus.messages import (
+    Committed,
+    Message,
+    Precommit,
+    Prevote,
+    Proposal,
+    Start,
+    Status,
+    TimeoutCommit,
+)
+from ehrchain.consensus.wire import decode_message, encode_message
+from ehrchain.core import block as blockmod
+from ehrchain.core.errors import CoreError
+from ehrchain.core.types import Address, ChainId
+from ehrchain.crypto.errors import CryptoError
+from ehrchain.crypto.keystore import Identity
+from ehrchain.ehr.errors import EhrError
+from ehrchain.node.errors import NodeError, Rejected
+from ehrchain.node.gossip import Gossip
+from ehrchain.node.networked import NetworkedService
+
+__all__ = ["BftDriver", "NodeProposals", "consensus_router"]
+
+MAX_INBOX: Final = 10_000
+IDLE_POLL_S: Final = 0.1
+logger = logging.getLogger("ehrchain.node.bft")
+
+
+class NodeProposals:
+    """The application side of BFT for a node: propose from the pool, validate, decode."""
+
+    def __init__(self, service: NetworkedService) -> None:
+        self._service = service
+        self._headers: OrderedDict[bytes, blockmod.Block | None] = OrderedDict()
+        self._verdicts: OrderedDict[tuple[int, bytes], bool] = OrderedDict()
+
+    def propose(self, height: int, round_: int) -> bytes | None:
+        block = self._service.propose_block(height)
+        return None if block is None else block.to_bytes()
+
+    def block(self, data: bytes) -> blockmod.Block | None:
+        if data not in self._headers:
+            try:
+                decoded: blockmod.Block | None = blockmod.block_from_bytes(data)
+            except CoreError:
+                decoded = None
+            self._headers[data] = decoded
+            if len(self._headers) > 64:
+                self._headers.popitem(last=False)
+        return self._headers[data]
+
+    def header(self, block: bytes) -> blockmod.BlockHeader | None:
+        decoded = self.block(block)
+        return None if decoded is None else decoded.header
+
+    def validate(self, height: int, block: bytes) -> bool:
+        decoded = self.block(block)
+        if decoded is None or decoded.header.height != height:
+            return False
+        key = (height, decoded.hash)
+        if key not in self._verdicts:
+            self._verdicts[key] = self._check(decoded)
+            if len(self._verdicts) > 256:
+                self._verdicts.popitem(last=False)
+        return self._verdicts[key]
+
+    def _check(self, block: blockmod.Block) -> bool:
+        try:
+            self._service.check_block(block)
+        except (NodeError, ConsensusError, CoreError, CryptoError, EhrError) as exc:
+            logger.info("proposal refused", extra={"height": block.header.height, "why": str(exc)})
+            return False
+        return True
+
+
+class BftDriver:
+    """One node's BFT replica: the handler's state, an inbox, timers, one thread."""
+
+    def __init__(
+        self,
+        service: NetworkedService,
+        identity: Identity,
+        gossip: Gossip,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self._service = service
+        self._gossip = gossip
+        self._source = NodeProposals(service)
+        self.ctx = BftContext(
+            chain_id=ChainId(service.chain_id),
+            me=Address(identity.address),
+            key=identity.signing,
+            source=self._source,
+            validator_set_at=lambda _height: service.validator_set(),
+            timeouts=timeouts or Timeouts(),
+        )
+        self.state = bft.initial_state(service.head().height + 1, self.ctx)
+        self._inbox: list[Message] = []
+        self._timers: list[tuple[float, int, Message]] = []
+        self._seq = itertools.count()
+        self._held: Message | None = Start()
+        self._peer_heights: set[int] = set()
+        self._wake = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="bft", daemon=True)
+        self.decided = 0
+
+    # -- intake ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stop = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+
+    def deliver(self, data: bytes) -> None:
+        """A message from a peer (already authenticated as an admitted node)."""
+        try:
+            msg = decode_message(data)
+        except ConsensusError as exc:
+            raise Rejected("invalid_request", f"not a consensus message: {exc}") from None
+        if not isinstance(msg, Proposal | Prevote | Precommit | Status | Committed):
+            raise Rejected("invalid_request", "not a BFT message")
+        with self._wake:
+            if len(self._inbox) >= MAX_INBOX:
+                raise Rejected("pool_full", "consensus inbox is full")
+            self._inbox.append(msg)
+            self._wake.notify()
+
+    def poke(self) -> None:
+        """Something changed (a transaction was admitted): re-check a held height start."""
+        with self._wake:
+            self._wake.notify()
+
+    # -- the loop ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            events = self._next_events()
+            if events is None:
+                return
+            for event in events:
+                try:
+                    self._step(event)
+                except Exception:  # one bad event must not stop consensus
+                    logger.exception("bft step failed", extra={"event": type(event).__name__})
+            self._follow_ledger()
+            self._release_held()
+
+    def _next_events(self) -> list[Message] | None:
+        with self._wake:
+            while not self._stop and not self._inbox and not self._due():
+                wait = IDLE_POLL_S
+                if self._timers:
+                    wait = min(wait, max(0.0, self._timers[0][0] - time.monotonic()))
+                self._wake.wait(wait)
+                if self._held is not None and self._has_work():
+                    break
+            if self._stop:
+                return None
+            events, self._inbox = self._inbox, []
+            now = time.monotonic()
+            while self._timers and self._timers[0][0] <= now:
+                events.append(heapq.heappop(self._timers)[2])
+            return events
+
+    def _due(self) -> bool:
+        return bool(self._timers) and self._timers[0][0] <= time.monotonic()
+
+    def _has_work(self) -> bool:
+        return self._service.pending_count() > 0 or self.state.height in self._peer_heights
+
+    def _step(self, event: Message) -> None:
+        if isinstance(event, Start | TimeoutCommit) and not self._has_work():
+            self._held = event  # start the height once there is something to decide
+            return
+        if isinstance(event, Proposal | Prevote | Precommit):
+            self._peer_heights = {h for h in self._peer_heights if h >= self.state.height}
+            if event.height >= self.state.height:
+                self._peer_heights.add(event.height)
+        self.state, outputs = bft.on_message(self.state, event, self.ctx)
+        for output in outputs:
+            self._perform(output)
+
+    def _release_held(self) -> None:
+        if self._held is not None and self._has_work():
+            held, self._held = self._held, None
+            if isinstance(held, TimeoutCommit) and held.height != self.state.height:
+                held = Start()
+            self._step(held)
+
+    def _follow_ledger(self) -> None:
+        """Blocks committed by catch-up move the handler to the next undecided height."""
+        head = self._service.head().height
+        if head >= self.state.height:
+            self.state = bft.initial_state(head + 1, self.ctx)
+            self._held = Start()
+
+    # -- outputs -----------------------------------------------------------------
+
+    def _perform(self, output: Output) -> None:
+        if isinstance(output, Broadcast | Send):
+            # Send goes to everyone too: the peer set is small and Committed self-proving.
+            self._gossip.consensus(encode_message(output.message))
+        elif isinstance(output, ScheduleTimeout):
+            due = time.monotonic() + output.delay_ms / 1000
+            heapq.heappush(self._timers, (due, next(self._seq), output.event))
+        elif isinstance(output, Decide):
+            self._commit(output)
+        elif isinstance(output, RecordEvidence):
+            logger.warning(
+                "double-sign evidence", extra={"validator": output.evidence.first.signer}
+            )
+
+    def _commit(self, decided: Decide) -> None:
+        if self._service.head().height >= decided.height:
+            return  # catch-up committed it already
+        block = self._source.block(decided.block)
+        if block is None:
+            logger.error("decided block does not decode", extra={"height": decided.height})
+            return
+        final = blockmod.Block(block.header, block.txs, decided.certificate)
+        self._service.add_block(final.to_bytes())
+        self.decided += 1
+        if block.header.proposer == self.ctx.me:
+            self._gossip.block(final.to_bytes())  # followers that do not vote
+
+
+def consensus_router(driver: Callable[[], BftDriver | None]) -> APIRouter:
+    """``POST /consensus/message``: one wire-encoded consensus message from a peer."""
+    router = APIRouter(prefix="/consensus", tags=["node-to-node"])
+
+    @router.post("/message", status_code=202, summary="A consensus message from a peer")
+    async def message(request: Request) -> Response:
+        current = driver()
+        if current is None:
+            raise Rejected("not_authorised", "this node does not run BFT consensus")
+        current.deliver(await request.body())
+        return Response(status_code=202)
+
+    return router
