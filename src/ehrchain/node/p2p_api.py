@@ -60,8 +60,10 @@ def is_protected(path: str) -> bool:
 class PeerAuthMiddleware:
     """Refuse node-to-node requests not signed by an admitted node (403/401).
 
-    The body is read here (bounded by ``max_body_bytes``) because the signature
-    covers its hash, then replayed unchanged to the app. The admitted sender's
+    The sender's admission and timestamp are checked from the header first, so
+    a stranger cannot make the node read a body; then the body is read (bounded
+    by ``max_body_bytes``), because the signature covers its hash, and replayed
+    unchanged to the app. The admitted sender's
     address is left in ``scope["state"]["peer"]``.
     """
 
@@ -74,15 +76,19 @@ class PeerAuthMiddleware:
         if scope["type"] != "http" or not is_protected(scope["path"]):
             await self.app(scope, receive, send)
             return
+        header = _header(scope, PEER_HEADER)
+        try:
+            await run_in_threadpool(self.checker.precheck, header)
+        except PeerRefused as exc:
+            await _refuse(send, exc.status, exc.code, str(exc))
+            return
         body = await _read_body(receive, self.max_body_bytes)
         if body is None:
             await _refuse(send, 413, "too_large", "request body too large")
             return
-        header = _header(scope, PEER_HEADER)
-        target = _target(scope)
         try:
             peer = await run_in_threadpool(
-                self.checker.check, header, scope["method"], target, body
+                self.checker.check, header, scope["method"], _target(scope), body
             )
         except PeerRefused as exc:
             await _refuse(send, exc.status, exc.code, str(exc))

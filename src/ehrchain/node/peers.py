@@ -34,6 +34,7 @@ from ehrchain.core.types import Address
 from ehrchain.crypto import signing
 from ehrchain.crypto.errors import CryptoError
 from ehrchain.crypto.keystore import Identity
+from ehrchain.crypto.signing import SIGNATURE_SIZE
 from ehrchain.ehr.state import State
 from ehrchain.ehr.values import ACTIVE, ROLE_HOSPITAL_ADMIN
 
@@ -116,9 +117,12 @@ def _parse(header: str | None) -> _Credentials:
     if len(parts) != 4 or parts[0] != SCHEME or not parts[2].isdigit() or len(parts[2]) > 15:
         raise PeerRefused(403, "not_admitted", f"malformed {PEER_HEADER} header")
     try:
-        signature = base64.urlsafe_b64decode(parts[3] + "=" * (-len(parts[3]) % 4))
+        padded = parts[3] + "=" * (-len(parts[3]) % 4)
+        signature = base64.b64decode(padded, altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
-        raise PeerRefused(403, "not_admitted", f"malformed {PEER_HEADER} signature") from None
+        signature = b""
+    if len(signature) != SIGNATURE_SIZE:
+        raise PeerRefused(403, "not_admitted", f"malformed {PEER_HEADER} signature")
     return _Credentials(Address(parts[1]), int(parts[2]), signature)
 
 
@@ -137,15 +141,24 @@ class RequestChecker:
         self._seen: dict[bytes, int] = {}
         self._lock = threading.Lock()
 
-    def check(self, header: str | None, method: str, target: str, body: bytes) -> Address:
-        """The admitted sender's address, or raise PeerRefused."""
-        creds = _parse(header)
-        now = self._clock()
+    def precheck(self, header: str | None) -> None:
+        """Refuse a request from a node that is not admitted, or with a stale timestamp,
+        before its body is read."""
+        self._key(_parse(header), self._clock())
+
+    def _key(self, creds: _Credentials, now: int) -> bytes:
         if abs(now - creds.timestamp_ms) > MAX_SKEW_MS:
             raise PeerRefused(401, "stale_request", "request timestamp is too far from now")
         key = self._key_of(creds.address)
         if key is None:
             raise PeerRefused(403, "not_admitted", f"{creds.address} is not an admitted node")
+        return key
+
+    def check(self, header: str | None, method: str, target: str, body: bytes) -> Address:
+        """The admitted sender's address, or raise PeerRefused."""
+        creds = _parse(header)
+        now = self._clock()
+        key = self._key(creds, now)
         message = request_message(self._chain_id, method, target, body, creds.timestamp_ms)
         try:
             signing.verify(key, message, creds.signature)
