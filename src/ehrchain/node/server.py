@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
 from pathlib import Path
 
 import uvicorn
@@ -24,7 +23,6 @@ def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -
     service, identity = open_node(settings)
     sealer = Sealer(service)
     sealer.start()
-    threading.Thread(target=service.start_workers, name="start-verifiers", daemon=True).start()
     app = create_app(service, max_body_bytes=settings.max_body_bytes)
     app.include_router(create_web(service))
     p2p, net = mount_network(app, service, identity)

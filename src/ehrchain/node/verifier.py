@@ -10,7 +10,12 @@ accepted items without repeating the canonical-encoding and signature checks
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Final
@@ -23,6 +28,29 @@ Verdict = tuple[str, str] | None
 """None when the item verified; else (error class name, message)."""
 
 MIN_PARALLEL: Final = 256
+
+
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: never outlive the node, even if it is killed with SIGKILL.
+
+    On Linux the kernel delivers SIGKILL when the parent dies (PR_SET_PDEATHSIG);
+    a watchdog thread covers other systems and the race before prctl takes effect.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def check_batch(chain_id: str, items: Sequence[bytes]) -> list[Verdict]:
@@ -44,7 +72,12 @@ class VerifierPool:
         self.chain_id = chain_id
         self.workers = workers
         context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
 
     def check(self, items: Sequence[bytes]) -> list[Verdict]:
         size = -(-len(items) // self.workers)
