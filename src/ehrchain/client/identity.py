@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ehrchain.core.address import address_from_public_key, parse_address
+from ehrchain.core.address import parse_address
+from ehrchain.core.identity import new_identity
 from ehrchain.crypto import hpke, signing
 from ehrchain.crypto.errors import InvalidKey
-from ehrchain.crypto.hpke import EncryptionKey
 from ehrchain.crypto.keystore import Identity
-from ehrchain.crypto.signing import SigningKey
 
 __all__ = ["PublicIdentity", "new_identity", "public_identity"]
 
@@ -78,16 +77,4 @@ def public_identity(identity: Identity) -> PublicIdentity:
         encryption_key=identity.encryption.public_key,
         label=identity.label,
         role=identity.role,
-    )
-
-
-def new_identity(label: str, role: str = "") -> Identity:
-    """Fresh Ed25519 and X25519 keys; the address derives from the signing key."""
-    key = SigningKey.generate()
-    return Identity(
-        label=label,
-        address=address_from_public_key(key.public_key),
-        signing=key,
-        encryption=EncryptionKey.generate(),
-        role=role,
     )

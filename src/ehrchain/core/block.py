@@ -150,6 +150,36 @@ class Block:
         )
 
 
+def header_for(
+    *,
+    chain_id: str,
+    height: int,
+    prev_hash: bytes,
+    txs: Sequence[txmod.Transaction],
+    timestamp_ms: int,
+    state_root: bytes,
+    proposer: Address,
+    target: int = 0,
+    nonce: int = 0,
+) -> BlockHeader:
+    """The header committing to ``txs``: size, count and Merkle root derived from them."""
+    return BlockHeader(
+        magic=MAGIC,
+        version=VERSION,
+        chain_id=ChainId(chain_id),
+        size=tx_list_size(txs),
+        tx_count=len(txs),
+        height=height,
+        prev_hash=BlockHash(prev_hash),
+        tx_root=tx_root(txs),
+        timestamp_ms=timestamp_ms,
+        target=target,
+        nonce=nonce,
+        state_root=state_root,
+        proposer=proposer,
+    )
+
+
 def tx_list_size(txs: Sequence[txmod.Transaction]) -> int:
     return sum(len(t.to_bytes()) for t in txs)
 

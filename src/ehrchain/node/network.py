@@ -32,6 +32,7 @@ import httpx
 
 from ehrchain.client.actor import Actor
 from ehrchain.client.http import EhrClient
+from ehrchain.core.identity import new_identity
 from ehrchain.crypto.keystore import Identity, KdfParams, load_identity, save_identity
 from ehrchain.ehr.genesis import GenesisConfig
 from ehrchain.node import settings as settings_mod
@@ -40,7 +41,7 @@ from ehrchain.node.p2p import NetworkSettings, network_toml
 from ehrchain.node.peer_client import PeerClient
 from ehrchain.node.process import NodeProcess
 from ehrchain.node.settings import PASSWORD_ENV, Settings
-from ehrchain.node.setup import ADMIN_KEY_FILE, load_node_identity, new_identity
+from ehrchain.node.setup import ADMIN_KEY_FILE, load_node_identity
 from ehrchain.node.sync import RebuildReport, rebuild_from_peer
 from ehrchain.node.wiring import open_service
 from ehrchain.storage.ledger import Ledger

@@ -226,18 +226,12 @@ class NodeService:
             self._pool.rebuild(self._context())
             return None
         txs = tuple(accepted)
-        header = blockmod.BlockHeader(
-            magic=blockmod.MAGIC,
-            version=blockmod.VERSION,
+        header = blockmod.header_for(
             chain_id=self.chain_id,
-            size=blockmod.tx_list_size(txs),
-            tx_count=len(txs),
             height=ctx.height,
             prev_hash=head.hash,
-            tx_root=blockmod.tx_root(txs),
+            txs=txs,
             timestamp_ms=ctx.timestamp_ms,
-            target=0,
-            nonce=0,
             state_root=result.state_root,
             proposer=self.node_address,
         )
@@ -540,18 +534,12 @@ class NodeService:
             if not accepted:
                 return None
             txs = tuple(accepted)
-            header = blockmod.BlockHeader(
-                magic=blockmod.MAGIC,
-                version=blockmod.VERSION,
+            header = blockmod.header_for(
                 chain_id=self.chain_id,
-                size=blockmod.tx_list_size(txs),
-                tx_count=len(txs),
                 height=ctx.height,
                 prev_hash=head.hash,
-                tx_root=blockmod.tx_root(txs),
+                txs=txs,
                 timestamp_ms=ctx.timestamp_ms,
-                target=0,
-                nonce=0,
                 state_root=result.state_root,
                 proposer=self.node_address,
             )

@@ -7,28 +7,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ehrchain.core.address import address_from_public_key
-from ehrchain.crypto.hpke import EncryptionKey
+from ehrchain.core.identity import new_identity
 from ehrchain.crypto.keystore import Identity, KdfParams, load_identity, save_identity
-from ehrchain.crypto.signing import SigningKey
 from ehrchain.node import settings as settings_mod
 from ehrchain.node.genesis import commit_genesis, genesis_config
 from ehrchain.node.settings import Settings
 from ehrchain.storage.ledger import Ledger
 
 ADMIN_KEY_FILE = "admin.key"
-
-
-def new_identity(label: str, role: str = "") -> Identity:
-    """Fresh Ed25519 + X25519 keys; the address derives from the signing key."""
-    signing = SigningKey.generate()
-    return Identity(
-        label=label,
-        address=address_from_public_key(signing.public_key),
-        signing=signing,
-        encryption=EncryptionKey.generate(),
-        role=role,
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ehrchain.core.identity import new_identity
 from ehrchain.crypto.keystore import Identity
-from ehrchain.node.setup import new_identity
 from ehrchain.web import forms
 from ehrchain.web.accounts import check_password, check_username
 from ehrchain.web.app import Web, done
