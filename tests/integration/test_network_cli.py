@@ -18,10 +18,10 @@ import pytest
 
 from ehrchain.client.actor import Actor
 from ehrchain.client.http import EhrClient
+from ehrchain.core.identity import new_identity
 from ehrchain.crypto.keystore import load_identity
 from ehrchain.node.process import free_port
 from ehrchain.node.settings import PASSWORD_ENV
-from ehrchain.node.setup import new_identity
 from network_nodes import PASSWORD, wait_same_head
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -22,12 +22,12 @@ from ehrchain.consensus.certificate import make_certificate, sign_vote
 from ehrchain.core import block as blockmod
 from ehrchain.core import encoding
 from ehrchain.core import tx as txmod
+from ehrchain.core.identity import new_identity
 from ehrchain.core.types import Address
 from ehrchain.crypto.keystore import Identity
 from ehrchain.node.peer_client import PeerClient, PeerError
 from ehrchain.node.peers import sign_request
 from ehrchain.node.service import wall_clock_ms
-from ehrchain.node.setup import new_identity
 from network_nodes import Pair, head, make_pair
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from ehr_world import World
 
+from ehrchain.core.identity import new_identity
 from ehrchain.core.types import Address
 from ehrchain.crypto.keystore import Identity
 from ehrchain.node.peers import (
@@ -21,7 +22,6 @@ from ehrchain.node.peers import (
     normalise_url,
     sign_request,
 )
-from ehrchain.node.setup import new_identity
 
 NOW = 1_700_000_000_000
 

@@ -30,7 +30,9 @@ DirOpt = Annotated[Path, typer.Option("--data-dir", help="Directory of the local
 def up(
     data_dir: DirOpt,
     nodes: Annotated[int, typer.Option("--nodes", min=1, max=32)] = 4,
-    consensus: Annotated[str, typer.Option("--consensus", help="solo (one validator) or bft.")] = "solo",
+    consensus: Annotated[
+        str, typer.Option("--consensus", help="solo (one validator) or bft.")
+    ] = "solo",
     base_port: Annotated[int, typer.Option("--base-port", min=1, max=65000)] = 8100,
     chain_id: Annotated[str, typer.Option("--chain-id")] = "ehrchain-local",
     detach: Annotated[

@@ -9,6 +9,7 @@ is ``node.settings``'s).
 from __future__ import annotations
 
 import logging
+import ssl
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -47,8 +48,9 @@ class NetworkSettings:
     pending_max_age_ms: int = 60_000
     peer_timeout_ms: int = 10_000
 
-    def verify(self) -> bool | str:
-        return self.tls_ca or True
+    def verify(self) -> bool | ssl.SSLContext:
+        """How to check peers' certificates: the configured CA, else the system's."""
+        return ssl.create_default_context(cafile=self.tls_ca) if self.tls_ca else True
 
 
 def load_network_settings(settings: Settings) -> NetworkSettings:

@@ -8,6 +8,7 @@ blobs through their content id.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -56,7 +57,7 @@ class PeerClient:
         chain_id: str,
         *,
         timeout_s: float = 10.0,
-        verify: bool | str = True,
+        verify: bool | ssl.SSLContext = True,
         clock: Callable[[], int] = _wall_clock_ms,
     ) -> None:
         self.url = url.rstrip("/")
@@ -163,7 +164,7 @@ class ClientPool:
         chain_id: str,
         *,
         timeout_s: float = 10.0,
-        verify: bool | str = True,
+        verify: bool | ssl.SSLContext = True,
     ) -> None:
         self._identity = identity
         self._chain_id = chain_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,10 +33,14 @@ class NodeProcess:
     password: str
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    scheme: str = "http"
+    """``https`` for a node configured with a TLS certificate."""
+    verify: bool | str = True
+    """CA bundle (or False) for the readiness check of an ``https`` node."""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -69,12 +74,18 @@ class NodeProcess:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"node exited early:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                answer = httpx.get(f"{self.url}/healthz", timeout=1, verify=self._verify())
+                if answer.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"node did not become ready:\n{self.log_tail()}")
+
+    def _verify(self) -> bool | ssl.SSLContext:
+        if isinstance(self.verify, str):
+            return ssl.create_default_context(cafile=self.verify)
+        return self.verify
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
