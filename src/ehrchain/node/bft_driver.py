@@ -25,10 +25,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 from fastapi import APIRouter, Request
@@ -67,9 +69,10 @@ from ehrchain.node.errors import NodeError, Rejected
 from ehrchain.node.gossip import Gossip
 from ehrchain.node.networked import NetworkedService
 
-__all__ = ["BftDriver", "NodeProposals", "consensus_router"]
+__all__ = ["BftDriver", "NodeProposals", "SignedLog", "consensus_router"]
 
 MAX_INBOX: Final = 10_000
+SIGNED_LOG: Final = "bft-signed.log"
 IDLE_POLL_S: Final = 0.1
 logger = logging.getLogger("ehrchain.node.bft")
 
@@ -121,6 +124,56 @@ class NodeProposals:
         return True
 
 
+class SignedLog:
+    """What this node signed at the height it is deciding, on disk before it is sent.
+
+    A validator that restarts replays it into the handler, which then re-sends
+    the votes it holds instead of signing new ones: a restart never makes an
+    honest validator sign two different votes in one round. Records are
+    length-prefixed wire messages, fsynced; a torn last record is ignored.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._height = -1
+        self._logged: set[bytes] = set()
+
+    def load(self, height: int) -> list[Proposal | Prevote | Precommit]:
+        """The messages this node signed at ``height`` (none for any other height)."""
+        found: list[Proposal | Prevote | Precommit] = []
+        data = self._path.read_bytes() if self._path.exists() else b""
+        offset = 0
+        while offset + 4 <= len(data):
+            size = int.from_bytes(data[offset : offset + 4], "big")
+            record = data[offset + 4 : offset + 4 + size]
+            if len(record) < size:
+                break
+            offset += 4 + size
+            try:
+                msg = decode_message(record)
+            except ConsensusError:
+                break
+            if isinstance(msg, Proposal | Prevote | Precommit) and msg.height == height:
+                found.append(msg)
+                self._logged.add(record)
+        self._height = height if found else -1
+        return found
+
+    def append(self, msg: Proposal | Prevote | Precommit) -> None:
+        data = encode_message(msg)
+        if msg.height == self._height and data in self._logged:
+            return
+        mode = "ab" if msg.height == self._height else "wb"
+        if mode == "wb":
+            self._logged = set()
+        with self._path.open(mode) as fh:
+            fh.write(len(data).to_bytes(4, "big") + data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._height = msg.height
+        self._logged.add(data)
+
+
 class BftDriver:
     """One node's BFT replica: the handler's state, an inbox, timers, one thread."""
 
@@ -143,6 +196,9 @@ class BftDriver:
             timeouts=timeouts or Timeouts(),
         )
         self.state = bft.initial_state(service.head().height + 1, self.ctx)
+        self._log = SignedLog(service.settings.data_dir / SIGNED_LOG)
+        for mine in self._log.load(self.state.height):
+            self.state, _ = bft.on_message(self.state, mine, self.ctx)
         self._inbox: list[Message] = []
         self._timers: list[tuple[float, int, Message]] = []
         self._seq = itertools.count()
@@ -251,8 +307,11 @@ class BftDriver:
 
     def _perform(self, output: Output) -> None:
         if isinstance(output, Broadcast | Send):
+            msg = output.message
+            if isinstance(msg, Proposal | Prevote | Precommit) and msg.signer == self.ctx.me:
+                self._log.append(msg)  # on disk before anyone can see it
             # Send goes to everyone too: the peer set is small and Committed self-proving.
-            self._gossip.consensus(encode_message(output.message))
+            self._gossip.consensus(encode_message(msg))
         elif isinstance(output, ScheduleTimeout):
             due = time.monotonic() + output.delay_ms / 1000
             heapq.heappush(self._timers, (due, next(self._seq), output.event))
