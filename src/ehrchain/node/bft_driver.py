@@ -330,7 +330,12 @@ class BftDriver:
             logger.error("decided block does not decode", extra={"height": decided.height})
             return
         final = blockmod.Block(block.header, block.txs, decided.certificate)
-        self._service.add_block(final.to_bytes())
+        try:
+            self._service.add_block(final.to_bytes())
+        except Rejected:
+            if self._service.head().height >= decided.height:
+                return  # catch-up committed it meanwhile
+            raise
         self.decided += 1
         if block.header.proposer == self.ctx.me:
             self._gossip.block(final.to_bytes())  # followers that do not vote
