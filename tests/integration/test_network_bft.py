@@ -23,9 +23,8 @@ import pytest
 from ehrchain.core import tx as txmod
 from ehrchain.crypto.keystore import KdfParams, load_identity
 from ehrchain.node.network import Network, network_up
-from ehrchain.node.process import free_port
 from ehrchain.node.verify import verify_data_dir
-from network_nodes import PASSWORD, head, wait_same_head
+from network_nodes import PASSWORD, free_ports, head, wait_same_head
 from story import HttpNode, ReadResult, Story, build_story
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -89,7 +88,7 @@ class BftNode(HttpNode):
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[Network]:
     started = network_up(
-        tmp_path / "net", 4, "bft", free_port(), password=PASSWORD, kdf=KdfParams.FAST_FOR_TESTS
+        tmp_path / "net", 4, "bft", free_ports(4), password=PASSWORD, kdf=KdfParams.FAST_FOR_TESTS
     )
     try:
         yield started

@@ -20,9 +20,8 @@ from ehrchain.client.actor import Actor
 from ehrchain.client.http import EhrClient
 from ehrchain.core.identity import new_identity
 from ehrchain.crypto.keystore import load_identity
-from ehrchain.node.process import free_port
 from ehrchain.node.settings import PASSWORD_ENV
-from network_nodes import PASSWORD, wait_same_head
+from network_nodes import PASSWORD, free_ports, wait_same_head
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -49,7 +48,7 @@ def alive(pid: int) -> bool:
 
 def test_network_up_status_down(tmp_path: Path) -> None:
     root = tmp_path / "net"
-    base = free_port()
+    base = free_ports(3)
     up = ehrchain(
         "network", "up", "--nodes", "3", "--consensus", "solo",
         "--base-port", str(base), "--data-dir", str(root), "--detach",
