@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Route, expect
 from webtest import NODE_PASSWORD, ROOT, User, WebNode, start_web_node
 
+from ehrchain.core import encoding
 from ehrchain.core import tx as txmod
 from ehrchain.core.types import Address
 from ehrchain.crypto.keystore import load_identity
@@ -139,6 +140,7 @@ def _admin_submit_batch(node: WebNode, count: int) -> list[str]:
     nonce = httpx.get(f"{node.url}/v1/accounts/{admin.address}/nonce").json()
     nonce = int(nonce["next_nonce"] if isinstance(nonce, dict) else nonce)
     ids = []
+    batch: list[bytes] = []
     for i in range(count):
         head = new_identity(f"batch-{i}", "hospital_admin")
         payload = {
@@ -158,13 +160,16 @@ def _admin_submit_batch(node: WebNode, count: int) -> list[str]:
             payload,
             admin.signing,
         )
-        response = httpx.post(
-            f"{node.url}/new_transaction",
-            content=tx.to_bytes(),
-            headers={"content-type": "application/cbor"},
-        )
-        assert response.status_code == 202, response.text
+        batch.append(tx.to_bytes())
         ids.append(tx.tx_id.hex())
+    # One batch request is admitted under one lock, so the sealer puts it in one block.
+    response = httpx.post(
+        f"{node.url}/v1/transactions/batch",
+        content=encoding.encode(batch),
+        headers={"content-type": "application/cbor"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == count, response.text
     for tx_id in ids:
         for _ in range(100):
             if httpx.get(f"{node.url}/v1/txs/{tx_id}").status_code == 200:
