@@ -19,14 +19,14 @@ from typing import Any
 
 from ehrchain.consensus.base import Engine
 from ehrchain.core import block as blockmod
-from ehrchain.core import encoding, merkle
+from ehrchain.core import merkle
 from ehrchain.core import tx as txmod
 from ehrchain.core.errors import CoreError, InvalidTransaction
 from ehrchain.core.types import Address, BlockHash, ChainId
 from ehrchain.crypto.errors import CryptoError, InvalidSignature
 from ehrchain.ehr import policy
 from ehrchain.ehr.errors import EhrError
-from ehrchain.ehr.executor import execute_block, select_txs
+from ehrchain.ehr.executor import BlockResult, execute_block, select_txs
 from ehrchain.ehr.rules import execute
 from ehrchain.ehr.state import BlockContext, LedgerReader, State
 from ehrchain.node import verifier, views
@@ -205,26 +205,24 @@ class NodeService:
                 return None
             return self._seal()
 
-    def _seal(self) -> blockmod.Block | None:
+    def _assemble(
+        self,
+    ) -> tuple[blockmod.Block | None, BlockResult, list[tuple[txmod.Transaction, EhrError]]]:
+        """The next block from the pool (no certificate yet), its result and the
+        transactions that no longer apply; changes nothing. Caller holds the lock."""
         head = self.head()
         ctx = self._context()
         candidates = self._pool.take(self.settings.max_block_txs, self.settings.max_block_bytes)
         reused = self._pool.block_result(candidates, ctx, head.state_root)
+        rejected: list[tuple[txmod.Transaction, EhrError]] = []
         if reused is not None:
-            accepted, rejected, result = (
-                candidates,
-                list[tuple[txmod.Transaction, EhrError]](),
-                reused,
-            )
+            accepted, result = candidates, reused
         else:
             accepted, rejected, result = select_txs(
                 self._reader, candidates, ctx, len(candidates), prev_root=head.state_root
             )
         if not accepted:
-            self._pool.remove([t for t, _ in rejected])
-            self._open = None
-            self._pool.rebuild(self._context())
-            return None
+            return None, result, rejected
         txs = tuple(accepted)
         header = blockmod.header_for(
             chain_id=self.chain_id,
@@ -235,6 +233,20 @@ class NodeService:
             state_root=result.state_root,
             proposer=self.node_address,
         )
+        return blockmod.Block(header, txs), result, rejected
+
+    def _drop(self, rejected: list[tuple[txmod.Transaction, EhrError]]) -> None:
+        """Remove transactions that no longer apply and re-derive the pool's state."""
+        self._pool.remove([t for t, _ in rejected])
+        self._open = None
+        self._pool.rebuild(self._context())
+
+    def _seal(self) -> blockmod.Block | None:
+        unsigned, result, rejected = self._assemble()
+        if unsigned is None:
+            self._drop(rejected)
+            return None
+        header, txs = unsigned.header, unsigned.txs
         block = blockmod.Block(header, txs, self.engine.certify(header))
         self.ledger.commit_block(block, result.writes, views.ledger_events(result.events))
         self._head = self._load_head()
@@ -264,24 +276,9 @@ class NodeService:
             raise Rejected("invalid_block", str(exc)) from exc
         with self._lock:
             head = self.head()
-            if block.header.height != head.height + 1 or block.header.prev_hash != head.hash:
-                raise Rejected("not_next", "block does not extend this node's head")
-            if block.header.chain_id != self.chain_id:
-                raise Rejected("wrong_chain", "block is for another chain")
-            if block.header.timestamp_ms < head.timestamp_ms:
-                raise Rejected("invalid_block", "block timestamp goes backwards")
+            self._check_link(block, head)
             self.engine.check(block.header, block.certificate, self._validators())
-            for t in block.txs:
-                t.verify_signature()
-            ctx = BlockContext(
-                chain_id=self.chain_id,
-                height=block.header.height,
-                timestamp_ms=block.header.timestamp_ms,
-                proposer=block.header.proposer,
-            )
-            result = execute_block(self._reader, block.txs, ctx, prev_root=head.state_root)
-            if result.state_root != block.header.state_root:
-                raise Rejected("invalid_block", "state root does not match the transactions")
+            result = self._execute_checked(block, head)
             self.ledger.commit_block(block, result.writes, views.ledger_events(result.events))
             self._head = self._load_head()
             self._open = None
@@ -289,6 +286,28 @@ class NodeService:
             self._pool.rebuild(self._context())
             self._committed.notify_all()
             return self.head()
+
+    def _check_link(self, block: blockmod.Block, head: ChainHead) -> None:
+        """The block extends our head, on our chain, without going back in time."""
+        header = block.header
+        if header.height != head.height + 1 or header.prev_hash != head.hash:
+            raise Rejected("not_next", "block does not extend this node's head")
+        if header.chain_id != self.chain_id:
+            raise Rejected("wrong_chain", "block is for another chain")
+        if header.timestamp_ms < head.timestamp_ms:
+            raise Rejected("invalid_block", "block timestamp goes backwards")
+
+    def _execute_checked(self, block: blockmod.Block, head: ChainHead) -> BlockResult:
+        """Every signature verified and the transactions re-executed to the header's
+        state root; nothing is trusted from the block but its bytes."""
+        header = block.header
+        for t in block.txs:
+            t.verify_signature()
+        ctx = BlockContext(self.chain_id, header.height, header.timestamp_ms, header.proposer)
+        result = execute_block(self._reader, block.txs, ctx, prev_root=head.state_root)
+        if result.state_root != header.state_root:
+            raise Rejected("invalid_block", "state root does not match the transactions")
+        return result
 
     # -- queries -----------------------------------------------------------
 
@@ -514,36 +533,12 @@ class NodeService:
         at ``height - 1`` or nothing pending executes.
         """
         with self._lock:
-            head = self.head()
-            if height != head.height + 1 or not len(self._pool):
+            if height != self.head().height + 1 or not len(self._pool):
                 return None
-            ctx = self._context()
-            limits = (self.settings.max_block_txs, self.settings.max_block_bytes)
-            candidates = self._pool.take(*limits)
-            reused = self._pool.block_result(candidates, ctx, head.state_root)
-            if reused is not None:
-                accepted, result = candidates, reused
-            else:
-                accepted, rejected, result = select_txs(
-                    self._reader, candidates, ctx, len(candidates), prev_root=head.state_root
-                )
-                if rejected:
-                    self._pool.remove([t for t, _ in rejected])
-                    self._open = None
-                    self._pool.rebuild(self._context())
-            if not accepted:
-                return None
-            txs = tuple(accepted)
-            header = blockmod.header_for(
-                chain_id=self.chain_id,
-                height=ctx.height,
-                prev_hash=head.hash,
-                txs=txs,
-                timestamp_ms=ctx.timestamp_ms,
-                state_root=result.state_root,
-                proposer=self.node_address,
-            )
-            return blockmod.Block(header, txs)
+            block, _, rejected = self._assemble()
+            if rejected:
+                self._drop(rejected)
+            return block
 
     def check_block(self, block: blockmod.Block) -> None:
         """Every check of ``add_block`` except the certificate, without committing.
@@ -553,21 +548,10 @@ class NodeService:
         """
         with self._lock:
             head = self.head()
-            header = block.header
-            if header.height != head.height + 1 or header.prev_hash != head.hash:
-                raise Rejected("not_next", "block does not extend this node's head")
-            if header.chain_id != self.chain_id:
-                raise Rejected("wrong_chain", "block is for another chain")
-            if header.timestamp_ms < head.timestamp_ms:
-                raise Rejected("invalid_block", "block timestamp goes backwards")
-            if header.proposer not in self._validators():
+            self._check_link(block, head)
+            if block.header.proposer not in self._validators():
                 raise Rejected("not_a_validator", "block proposer is not a validator")
-            for t in block.txs:
-                t.verify_signature()
-            ctx = BlockContext(self.chain_id, header.height, header.timestamp_ms, header.proposer)
-            result = execute_block(self._reader, block.txs, ctx, prev_root=head.state_root)
-            if result.state_root != header.state_root:
-                raise Rejected("invalid_block", "state root does not match the transactions")
+            self._execute_checked(block, head)
 
     def wait_for_height(self, height: int, timeout_s: float) -> ChainHead:
         """The head once it reaches ``height``, or the head when the timeout passes."""
@@ -579,11 +563,3 @@ class NodeService:
                     break
                 self._committed.wait(min(remaining, 0.5))
             return self.head()
-
-
-def encode_block(block: blockmod.Block) -> bytes:
-    return block.to_bytes()
-
-
-def decode_value(data: bytes) -> Any:
-    return encoding.decode(data)
