@@ -39,7 +39,6 @@ __all__ = [
     "AccessRequest",
     "AccessRevoke",
     "BreakGlass",
-    "ConsentChange",
     "DelegateAdd",
     "DelegateRemove",
     "HospitalAdmit",
@@ -48,8 +47,8 @@ __all__ = [
     "NewAccount",
     "PatientRegister",
     "Payload",
+    "ProviderRef",
     "ProviderRegister",
-    "ProviderVerify",
     "RecordAmend",
     "RecordCreate",
     "RecordRead",
@@ -217,7 +216,9 @@ class ProviderRegister:
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderVerify:
+class ProviderRef:
+    """A payload naming one provider: provider.verify, consent.authorise, consent.withdraw."""
+
     provider: Address
 
     @classmethod
@@ -247,21 +248,6 @@ class KeyRotate:
 
 
 # Consent and access ---------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentChange:
-    """consent.authorise / consent.withdraw: the provider that may (no longer) create."""
-
-    provider: Address
-
-    @classmethod
-    def from_payload(cls, p: Any) -> Self:
-        f.check_fields(p, ("provider",))
-        return cls(f.address(p["provider"], "provider"))
-
-    def to_payload(self) -> dict[str, Any]:
-        return {"provider": self.provider}
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,10 +398,10 @@ PAYLOADS: Final[Mapping[str, type[Any]]] = {
     "validator.remove": ValidatorRemove,
     "patient.register": PatientRegister,
     "provider.register": ProviderRegister,
-    "provider.verify": ProviderVerify,
+    "provider.verify": ProviderRef,
     "key.rotate": KeyRotate,
-    "consent.authorise": ConsentChange,
-    "consent.withdraw": ConsentChange,
+    "consent.authorise": ProviderRef,
+    "consent.withdraw": ProviderRef,
     "access.request": AccessRequest,
     "access.deny": AccessDeny,
     "access.grant": AccessGrant,

@@ -17,10 +17,10 @@ from ehrchain.ehr.kinds import (
     AccessRequest,
     AccessRevoke,
     BreakGlass,
-    ConsentChange,
     DelegateAdd,
     DelegateRemove,
     KeysRewrap,
+    ProviderRef,
 )
 from ehrchain.ehr.rules_base import (
     Call,
@@ -60,7 +60,7 @@ from ehrchain.ehr.values import (
 )
 
 
-def consent_authorise(call: Call, p: ConsentChange) -> None:
+def consent_authorise(call: Call, p: ProviderRef) -> None:
     require_role(call, ROLE_PATIENT)
     if call.state.provider(p.provider) is None:
         raise NotFound(f"provider {p.provider} is not registered")
@@ -71,7 +71,7 @@ def consent_authorise(call: Call, p: ConsentChange) -> None:
     call.emit(call.sender)
 
 
-def consent_withdraw(call: Call, p: ConsentChange) -> None:
+def consent_withdraw(call: Call, p: ProviderRef) -> None:
     require_role(call, ROLE_PATIENT)
     consent = call.state.consent(call.sender, p.provider)
     if consent is None or not consent.create:

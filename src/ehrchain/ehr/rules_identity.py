@@ -17,8 +17,8 @@ from ehrchain.ehr.kinds import (
     KeyRotate,
     NewAccount,
     PatientRegister,
+    ProviderRef,
     ProviderRegister,
-    ProviderVerify,
     ValidatorAdd,
     ValidatorRemove,
 )
@@ -125,7 +125,7 @@ def provider_register(call: Call, p: ProviderRegister) -> None:
     call.emit(address)
 
 
-def provider_verify(call: Call, p: ProviderVerify) -> None:
+def provider_verify(call: Call, p: ProviderRef) -> None:
     if not call.state.is_validator(call.sender):
         raise NotAuthorised("sender_is_validator")
     provider = call.state.provider(p.provider)
