@@ -398,6 +398,7 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     "/v1/blobs": {"post"},
     "/v1/blobs/batch": {"post"},
     "/v1/status": {"get"},
+    "/v1/evidence": {"get"},
     "/v1/blocks/{height}": {"get"},
     "/v1/blocks/by-hash/{block_hash}": {"get"},
     "/v1/txs/{tx_id}": {"get"},

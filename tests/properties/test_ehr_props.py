@@ -443,6 +443,7 @@ SAMPLE_FIELDS: dict[str, tuple[str, ...]] = {
     "hospital.admit": ("hospital_id", "name", "admin"),
     "validator.add": ("address", "signing_key"),
     "validator.remove": ("address",),
+    "validator.evidence": ("offender", "height", "proof"),
     "patient.register": ("address", "signing_key", "encryption_key"),
     "provider.register": ("address", "signing_key", "encryption_key", "licence"),
     "provider.verify": ("provider",),

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ehrchain.consensus.wire import evidence_check
 from ehrchain.core import tx as txmod
 from ehrchain.core.address import address_from_public_key
 from ehrchain.core.cid import cid_of
@@ -82,7 +83,7 @@ class World:
         self.state = State(self.store)
 
     def ctx(self) -> BlockContext:
-        return BlockContext(ChainId(CHAIN), 1, self.now, self.validator.address)
+        return BlockContext(ChainId(CHAIN), 1, self.now, self.validator.address, evidence_check)
 
     def tx(
         self,

@@ -7,8 +7,11 @@ from dataclasses import replace
 import pytest
 from ehr_world import CHAIN, Actor, World, clinic
 
+from ehrchain.consensus.evidence import double_sign
+from ehrchain.consensus.messages import sign_prevote
+from ehrchain.consensus.wire import encode_evidence
 from ehrchain.core.tx import Transaction
-from ehrchain.core.types import ChainId
+from ehrchain.core.types import BlockHash, ChainId
 from ehrchain.crypto.hpke import EncryptionKey
 from ehrchain.crypto.signing import SigningKey
 from ehrchain.ehr import rules
@@ -25,6 +28,7 @@ from ehrchain.ehr.errors import (
     WrongChain,
     WrongKey,
 )
+from ehrchain.ehr.rules import apply_tx
 from ehrchain.ehr.rules_identity import patient_id_for
 from ehrchain.ehr.state import State, acct_key
 from ehrchain.ehr.values import ROLE_HOSPITAL_ADMIN, ROLE_PATIENT, ROLE_VALIDATOR, Account
@@ -204,6 +208,62 @@ def test_validator_remove() -> None:
     w.reject(node, "validator.remove", {"address": node.address}, NotAuthorised)
     w.reject(node, "provider.verify", {"provider": node.address}, NotFound)
     w.reject(w.validator, "provider.verify", {"provider": node.address}, NotAuthorised)
+
+
+def _double_prevote(w: World, signer: Actor, height: int = 9) -> bytes:
+    """Two prevotes by ``signer`` for different blocks at one height and round."""
+    a, b = (
+        sign_prevote(signer.key, signer.address, CHAIN, height, 0, BlockHash(bytes([n]) * 32))
+        for n in (1, 2)
+    )
+    return encode_evidence(double_sign(CHAIN, a, b))
+
+
+def test_validator_evidence_is_recorded_once_and_judged_by_the_engine() -> None:
+    w = World()
+    node = Actor.new()
+    w.send(w.admin, "validator.add", {"address": node.address, "signing_key": node.key.public_key})
+    proof = _double_prevote(w, node)
+    payload = {"offender": node.address, "height": 9, "proof": proof}
+    tx = w.send(w.validator, "validator.evidence", payload)
+    assert w.state.evidence(node.address, 9) == (w.validator.address, tx.tx_id)
+    # Reported again (by anyone): already recorded.
+    w.reject(node, "validator.evidence", payload, AlreadyExists)
+    # Only validators report; the payload must match what the proof shows.
+    patient = w.patient(w.hospital())
+    w.reject(patient, "validator.evidence", payload, NotAuthorised)
+    wrong_height = {**payload, "height": 10}
+    w.reject(w.validator, "validator.evidence", wrong_height, MalformedPayload)
+    # A proof that proves nothing: one vote twice, garbage, or a non-validator's votes.
+    vote = sign_prevote(node.key, node.address, CHAIN, 11, 0, BlockHash(bytes(32)))
+    same = encode_evidence(double_sign(CHAIN, vote, vote))
+    outsider = Actor.new()
+    for bad, offender in (
+        (same, node.address),
+        (b"not evidence", node.address),
+        (_double_prevote(w, outsider, 11), outsider.address),
+    ):
+        err = w.reject(
+            w.validator,
+            "validator.evidence",
+            {"offender": offender, "height": 11, "proof": bad},
+            MalformedPayload,
+        )
+        assert err.field == "proof"
+    assert w.state.evidence(node.address, 11) is None
+
+
+def test_validator_evidence_needs_an_engine_that_takes_it() -> None:
+    w = World()
+    payload = {
+        "offender": w.validator.address,
+        "height": 9,
+        "proof": _double_prevote(w, w.validator),
+    }
+    tx = w.tx(w.validator, "validator.evidence", payload)
+    ctx = replace(w.ctx(), evidence_check=None)
+    with pytest.raises(NotAuthorised):
+        apply_tx(w.state, tx, ctx)
 
 
 # patients and providers ------------------------------------------------------------

@@ -44,6 +44,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "hospital.admit": {"hospital_id": "h-1", "name": "St Mary", "admin": A.account_payload()},
     "validator.add": {"address": A.address, "signing_key": A.key.public_key},
     "validator.remove": {"address": A.address},
+    "validator.evidence": {"offender": A.address, "height": 7, "proof": b"two signed votes"},
     "patient.register": A.account_payload(),
     "provider.register": {**A.account_payload(), "licence": "NPI-1234567890"},
     "provider.verify": {"provider": A.address},

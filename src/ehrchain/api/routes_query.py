@@ -38,6 +38,10 @@ def query_router(service: NodeService) -> APIRouter:
     def status() -> Response:
         return json_response(jsonable(service.status()))
 
+    @router.get("/v1/evidence", summary="Recorded validator misbehaviour (double-signing)")
+    def evidence(limit: int = _LIMIT) -> Response:
+        return json_response(jsonable({"evidence": service.evidence(limit)}))
+
     @router.get("/v1/blocks/{height}", summary="The block at a height")
     def block(height: int = Path(ge=0), full: bool = True) -> Response:
         found = service.block(height)

@@ -9,10 +9,11 @@ handlers do, against the validator set of the message's height.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ehrchain.consensus.errors import ConsensusError
-from ehrchain.consensus.evidence import DoubleSign
+from ehrchain.consensus.evidence import DoubleSign, check_evidence
 from ehrchain.consensus.messages import (
     NO_ROUND,
     Committed,
@@ -71,6 +72,20 @@ def decode_evidence(data: bytes) -> DoubleSign:
     if not isinstance(b, Proposal | Prevote | Precommit):
         raise InvalidMessage("evidence must hold two signed messages")
     return DoubleSign(ChainId(chain_id), a, b)
+
+
+def evidence_check(proof: bytes, validators: Mapping[Address, bytes]) -> tuple[Address, int]:
+    """The ``validator.evidence`` judge (``ehr.state.EvidenceCheck``): who double-signed where.
+
+    Raises ValueError unless ``proof`` is encoded double-sign evidence that
+    ``check_evidence`` accepts against ``validators``.
+    """
+    try:
+        evidence = decode_evidence(proof)
+        check_evidence(evidence, validators)
+    except ConsensusError as exc:
+        raise ValueError(str(exc)) from None
+    return evidence.offender, evidence.height
 
 
 def _fields(msg: WireMessage | SignedMessage) -> list[Any]:

@@ -175,6 +175,30 @@ class ValidatorAdd:
         return {"address": self.address, "signing_key": self.signing_key}
 
 
+MAX_EVIDENCE_BYTES: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorEvidence:
+    """A proof, judged by the consensus engine, that ``offender`` misbehaved at ``height``."""
+
+    offender: Address
+    height: int
+    proof: bytes
+
+    @classmethod
+    def from_payload(cls, p: Any) -> Self:
+        f.check_fields(p, ("offender", "height", "proof"))
+        return cls(
+            f.address(p["offender"], "offender"),
+            f.integer(p["height"], "height"),
+            f.raw_bytes(p["proof"], "proof", MAX_EVIDENCE_BYTES),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"offender": self.offender, "height": self.height, "proof": self.proof}
+
+
 @dataclass(frozen=True, slots=True)
 class ValidatorRemove:
     address: Address
@@ -396,6 +420,7 @@ PAYLOADS: Final[Mapping[str, type[Any]]] = {
     "hospital.admit": HospitalAdmit,
     "validator.add": ValidatorAdd,
     "validator.remove": ValidatorRemove,
+    "validator.evidence": ValidatorEvidence,
     "patient.register": PatientRegister,
     "provider.register": ProviderRegister,
     "provider.verify": ProviderRef,
@@ -420,6 +445,7 @@ SENDERS: Final[Mapping[str, str]] = {
     "hospital.admit": "consortium admin",
     "validator.add": "consortium admin",
     "validator.remove": "consortium admin",
+    "validator.evidence": "validator",
     "patient.register": "hospital admin",
     "provider.register": "hospital admin",
     "provider.verify": "validator",

@@ -58,6 +58,7 @@ _HANDLERS: Final[Mapping[str, Handler]] = {
     "hospital.admit": identity.hospital_admit,
     "validator.add": identity.validator_add,
     "validator.remove": identity.validator_remove,
+    "validator.evidence": identity.validator_evidence,
     "patient.register": identity.patient_register,
     "provider.register": identity.provider_register,
     "provider.verify": identity.provider_verify,

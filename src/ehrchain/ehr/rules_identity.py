@@ -20,6 +20,7 @@ from ehrchain.ehr.kinds import (
     ProviderRef,
     ProviderRegister,
     ValidatorAdd,
+    ValidatorEvidence,
     ValidatorRemove,
 )
 from ehrchain.ehr.rules_base import Call, require_role
@@ -27,6 +28,7 @@ from ehrchain.ehr.state import (
     VALIDATORS_KEY,
     acct_key,
     epoch_key,
+    evidence_key,
     hospital_key,
     licence_key,
     nonce_key,
@@ -101,6 +103,31 @@ def validator_remove(call: Call, p: ValidatorRemove) -> None:
         raise NotAuthorised("keep_one_validator", "the last validator cannot be removed")
     call.out.put(VALIDATORS_KEY, remaining)
     call.emit(p.address)
+
+
+def validator_evidence(call: Call, p: ValidatorEvidence) -> None:
+    """Record a validator's proven misbehaviour, once per offender and height.
+
+    The consensus engine judges the proof against the current validator set
+    (``BlockContext.evidence_check``); the rules only check that it names the
+    offender and height the payload states. What to do about the offender
+    (``validator.remove``) is the consortium admin's decision.
+    """
+    if not call.state.is_validator(call.sender):
+        raise NotAuthorised("sender_is_validator")
+    check = call.ctx.evidence_check
+    if check is None:
+        raise NotAuthorised("evidence_not_taken", "this chain's engine takes no evidence")
+    try:
+        offender, height = check(p.proof, dict(call.state.validators()))
+    except ValueError as exc:
+        raise MalformedPayload("proof", f"proves nothing: {exc}") from None
+    if (offender, height) != (p.offender, p.height):
+        raise MalformedPayload("proof", "is about another validator or height")
+    if call.state.evidence(p.offender, p.height) is not None:
+        raise AlreadyExists(f"misbehaviour of {p.offender} at height {p.height} is recorded")
+    call.out.put(evidence_key(p.offender, p.height), (call.sender, call.tx.tx_id))
+    call.emit(p.offender)
 
 
 def patient_register(call: Call, p: PatientRegister) -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "Changes",
     "Effects",
     "Event",
+    "EvidenceCheck",
     "Ledger",
     "LedgerReader",
     "State",
@@ -58,6 +59,7 @@ __all__ = [
     "delegates_key",
     "emergency_key",
     "epoch_key",
+    "evidence_key",
     "grant_key",
     "grantees_key",
     "hospital_key",
@@ -131,6 +133,18 @@ class Event:
     tx_id: bytes
 
 
+class EvidenceCheck(Protocol):
+    """Decide whether ``proof`` shows a validator of ``validators`` misbehaving.
+
+    Returns the offender and the height of the misbehaviour; raises ValueError
+    when the proof proves nothing.
+    """
+
+    def __call__(
+        self, proof: bytes, validators: Mapping[Address, bytes]
+    ) -> tuple[Address, int]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class BlockContext:
     """What a transaction may know about the block it executes in."""
@@ -139,6 +153,9 @@ class BlockContext:
     height: int
     timestamp_ms: int
     proposer: Address
+    evidence_check: EvidenceCheck | None = None
+    """The consensus engine's judge of misbehaviour proofs (``validator.evidence``);
+    None where the engine takes none. The rules never look inside a proof."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +204,10 @@ def _tuple(value: Any) -> Any:
 
 
 # Keys -----------------------------------------------------------------------
+
+
+def evidence_key(offender: str, height: int) -> str:
+    return f"evidence/{offender}/{height:020d}"
 
 
 def acct_key(address: str) -> str:
@@ -316,6 +337,10 @@ class State:
 
     def licence_holder(self, licence: str) -> Address | None:
         return self._load(licence_key(licence), Address)
+
+    def evidence(self, offender: str, height: int) -> tuple[Address, bytes] | None:
+        """(reporter, tx id) of the recorded misbehaviour of ``offender`` at ``height``."""
+        return self._load(evidence_key(offender, height), _tuple)
 
     def validators(self) -> tuple[tuple[Address, bytes], ...]:
         return self._load(VALIDATORS_KEY, _tuple) or ()

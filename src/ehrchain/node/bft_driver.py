@@ -6,7 +6,8 @@ signed as node requests like every node-to-node call), timers it asked for,
 and ``Start``. Its outputs are carried out in order: broadcasts go through the
 gossip lanes' priority queue, timers into a scheduler, a ``Decide`` commits the
 block with its certificate through ``NodeService.add_block`` (so a decided
-block gets the same full verification as any other), evidence is logged.
+block gets the same full verification as any other), and evidence of a
+double-sign goes on chain as a ``validator.evidence`` transaction.
 
 The application side (``ProposalSource``): a proposer packs the pending pool
 with ``propose_block``; every node validates a proposal with ``check_block``
@@ -48,6 +49,7 @@ from ehrchain.consensus.bft_types import (
     Timeouts,
 )
 from ehrchain.consensus.errors import ConsensusError
+from ehrchain.consensus.evidence import DoubleSign
 from ehrchain.consensus.messages import (
     Committed,
     Message,
@@ -58,8 +60,9 @@ from ehrchain.consensus.messages import (
     Status,
     TimeoutCommit,
 )
-from ehrchain.consensus.wire import decode_message, encode_message
+from ehrchain.consensus.wire import decode_message, encode_evidence, encode_message
 from ehrchain.core import block as blockmod
+from ehrchain.core import tx as txmod
 from ehrchain.core.errors import CoreError
 from ehrchain.core.types import Address, ChainId
 from ehrchain.crypto.errors import CryptoError
@@ -318,9 +321,31 @@ class BftDriver:
         elif isinstance(output, Decide):
             self._commit(output)
         elif isinstance(output, RecordEvidence):
-            logger.warning(
-                "double-sign evidence", extra={"validator": output.evidence.first.signer}
-            )
+            self._report(output.evidence)
+
+    def _report(self, evidence: DoubleSign) -> None:
+        """Put a double-sign on chain: a ``validator.evidence`` transaction from this node.
+
+        Every honest validator that sees the pair reports it; the first one in a
+        block is recorded and the others are refused as already recorded.
+        """
+        logger.warning(
+            "double-sign evidence", extra={"validator": evidence.offender, "at": evidence.height}
+        )
+        payload = {
+            "offender": evidence.offender,
+            "height": evidence.height,
+            "proof": encode_evidence(evidence),
+        }
+        me, key = self.ctx.me, self.ctx.key
+        if key is None:
+            return  # a node that cannot sign leaves reporting to the validators
+        try:
+            nonce = self._service.next_nonce(me)
+            tx = txmod.build("validator.evidence", self.ctx.chain_id, me, nonce, payload, key)
+            self._service.submit(tx.to_bytes())
+        except (NodeError, EhrError, CoreError) as exc:
+            logger.info("evidence not submitted", extra={"why": str(exc)})
 
     def _commit(self, decided: Decide) -> None:
         if self._service.head().height >= decided.height:

@@ -143,18 +143,20 @@ def network_up(
     kdf: KdfParams = KdfParams.DEFAULT,
     say: Say = lambda _: None,
     start_timeout_s: float = 60.0,
+    net_for: Callable[[int], NetworkSettings] | None = None,
 ) -> Network:
     """Create (first time) and start ``nodes`` local node processes; return them running.
 
     A second call on the same ``root`` starts the existing nodes again. Every
     node is registered with node-0 and has caught up to the same head before
-    this returns.
+    this returns. ``net_for(i)`` gives node i's ``[network]`` settings when the
+    layout is first made (default: none, so the built-in defaults).
     """
     if consensus not in CONSENSUS_CHOICES:
         raise ValueError(f"consensus must be one of {', '.join(CONSENSUS_CHOICES)}")
     manifest = root / MANIFEST
     if not manifest.exists():
-        _create(root, nodes, consensus, base_port, chain_id, password, kdf, say)
+        _create(root, nodes, consensus, base_port, chain_id, password, kdf, say, net_for)
     info = json.loads(manifest.read_text())
     password = password or _password(root)
     processes = [
@@ -192,6 +194,7 @@ def _create(
     password: str | None,
     kdf: KdfParams,
     say: Say,
+    net_for: Callable[[int], NetworkSettings] | None = None,
 ) -> None:
     if nodes < 1:
         raise ValueError("a network has at least one node")
@@ -222,6 +225,7 @@ def _create(
             identity=identity,
             kdf=kdf,
             password_file=pw_path.resolve() if pw_path.exists() else None,
+            net=net_for(i) if net_for is not None else None,
         )
         described.append(
             {

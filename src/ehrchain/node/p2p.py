@@ -47,6 +47,8 @@ class NetworkSettings:
     sync_interval_ms: int = 2000
     pending_max_age_ms: int = 60_000
     peer_timeout_ms: int = 10_000
+    proxy: str = ""
+    """An HTTP proxy for every request to a peer (a hospital's egress proxy); none by default."""
 
     def verify(self) -> bool | ssl.SSLContext:
         """How to check peers' certificates: the configured CA, else the system's."""
@@ -101,6 +103,7 @@ class P2P:
             settings.chain_id,
             timeout_s=net.peer_timeout_ms / 1000,
             verify=net.verify(),
+            proxy=net.proxy,
         )
         self.fetcher = BlobFetcher(service.blobs, self._peer_clients, settings.max_blob_bytes)
         self.gossip = Gossip(self.peers.urls, self.clients)

@@ -59,12 +59,15 @@ class PeerClient:
         timeout_s: float = 10.0,
         verify: bool | ssl.SSLContext = True,
         clock: Callable[[], int] = _wall_clock_ms,
+        proxy: str = "",
     ) -> None:
         self.url = url.rstrip("/")
         self._identity = identity
         self._chain_id = chain_id
         self._clock = clock
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, verify=verify)
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout_s, verify=verify, proxy=proxy or None
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -165,11 +168,13 @@ class ClientPool:
         *,
         timeout_s: float = 10.0,
         verify: bool | ssl.SSLContext = True,
+        proxy: str = "",
     ) -> None:
         self._identity = identity
         self._chain_id = chain_id
         self._timeout_s = timeout_s
         self._verify = verify
+        self._proxy = proxy
         self._clients: dict[str, PeerClient] = {}
         self._lock = threading.Lock()
 
@@ -183,6 +188,7 @@ class ClientPool:
                     self._chain_id,
                     timeout_s=self._timeout_s,
                     verify=self._verify,
+                    proxy=self._proxy,
                 )
                 self._clients[url] = client
             return client

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ehrchain.consensus.base import Engine
+from ehrchain.consensus.wire import evidence_check
 from ehrchain.core import block as blockmod
-from ehrchain.core import merkle
+from ehrchain.core import encoding, merkle
 from ehrchain.core import tx as txmod
 from ehrchain.core.errors import CoreError, InvalidTransaction
 from ehrchain.core.types import Address, BlockHash, ChainId
@@ -100,6 +101,7 @@ class NodeService:
                 height=head.height + 1,
                 timestamp_ms=max(self._clock(), head.timestamp_ms),
                 proposer=self.node_address,
+                evidence_check=evidence_check,
             )
         return self._open
 
@@ -303,7 +305,9 @@ class NodeService:
         header = block.header
         for t in block.txs:
             t.verify_signature()
-        ctx = BlockContext(self.chain_id, header.height, header.timestamp_ms, header.proposer)
+        ctx = BlockContext(
+            self.chain_id, header.height, header.timestamp_ms, header.proposer, evidence_check
+        )
         result = execute_block(self._reader, block.txs, ctx, prev_root=head.state_root)
         if result.state_root != header.state_root:
             raise Rejected("invalid_block", "state root does not match the transactions")
@@ -427,6 +431,19 @@ class NodeService:
 
     def grants(self, patient: str) -> list[dict[str, Any]]:
         return views.grants(self._committed_state(), patient)
+
+    def evidence(self, limit: int) -> list[dict[str, Any]]:
+        """Recorded validator misbehaviour (``validator.evidence``), oldest offender first."""
+        with self.ledger.reader() as view:
+            rows = view.scan_prefix("evidence/", limit)
+        out = []
+        for key, raw in rows:
+            _, offender, height = key.split("/")
+            reporter, tx_id = encoding.decode(raw)
+            out.append(
+                {"offender": offender, "height": int(height), "reporter": reporter, "tx_id": tx_id}
+            )
+        return out
 
     def _committed_state(self) -> State:
         return State(reader=self._reader)

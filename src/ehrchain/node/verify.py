@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ehrchain.consensus.certificate import check_certificate
+from ehrchain.consensus.wire import evidence_check
 from ehrchain.core import block as blockmod
 from ehrchain.core import encoding
 from ehrchain.core import tx as txmod
@@ -139,7 +140,9 @@ def _verify_block(
         if isinstance(exc, Tampered):
             raise
         raise Tampered(f"{where}: commit certificate invalid ({exc})") from exc
-    ctx = BlockContext(header.chain_id, header.height, header.timestamp_ms, header.proposer)
+    ctx = BlockContext(
+        header.chain_id, header.height, header.timestamp_ms, header.proposer, evidence_check
+    )
     prev_root = replica.head()
     assert prev_root is not None
     try:
