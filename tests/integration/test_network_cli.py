@@ -65,6 +65,12 @@ def test_network_up_status_down(tmp_path: Path) -> None:
         shown = ehrchain("network", "status", "--data-dir", str(root))
         assert shown.returncode == 0, shown.stderr
         assert "different heads" not in shown.stdout
+        # `ehrchain status` from one node shows every node it can reach through peers.
+        one = ehrchain("status", "--node", urls[0])
+        assert one.returncode == 0, one.stderr
+        rows = [line for line in one.stdout.splitlines() if line.strip().startswith("127.0.0.1:")]
+        assert {row.split()[0] for row in rows} == {u.removeprefix("http://") for u in urls}
+        assert len({row.split()[2] for row in rows}) == 1  # one head hash
 
         # A write sent to a follower is forwarded to node-0 and committed everywhere.
         admin = load_identity(root / "admin.key", PASSWORD)

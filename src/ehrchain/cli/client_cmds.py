@@ -28,7 +28,7 @@ from ehrchain.cli.common import (
     fail,
     guarded,
 )
-from ehrchain.client import EhrClient, PublicIdentity, Scope
+from ehrchain.client import PublicIdentity, Scope
 
 __all__ = ["record_app", "register_app", "register_commands"]
 
@@ -214,24 +214,6 @@ def history(
     console.print(table)
 
 
-def status(node: NodeOpt = DEFAULT_NODE) -> None:
-    """The node's chain, head and peers."""
-    with EhrClient(node) as client:
-        info = client.status()
-    table = Table(show_header=False, box=None)
-    table.add_column(no_wrap=True)
-    table.add_column(overflow="fold")
-    for name, value in info.items():
-        table.add_row(f"[bold]{name}[/bold]", _show(value))
-    console.print(table)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "-"
-    return str(value)
-
-
 def admit_hospital(
     hospital_id: Annotated[str, typer.Argument()],
     name: Annotated[str, typer.Argument()],
@@ -305,7 +287,6 @@ def register_commands(app: typer.Typer) -> None:
     app.command("grant")(guarded(grant))
     app.command("revoke")(guarded(revoke))
     app.command("history")(guarded(history))
-    app.command("status")(guarded(status))
     app.command("admit-hospital")(guarded(admit_hospital))
     app.command("break-glass")(guarded(break_glass))
     app.command("emergency-rewrap")(guarded(emergency_rewrap))

@@ -14,9 +14,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
-from ehrchain.cli.common import EXIT_FAILED, EXIT_UNREACHABLE, console, fail, guarded
+from ehrchain.cli.common import (
+    DEFAULT_NODE,
+    EXIT_FAILED,
+    EXIT_UNREACHABLE,
+    console,
+    fail,
+    guarded,
+)
 
 __all__ = ["network_app", "rebuild", "register_network_commands"]
 
@@ -76,13 +84,19 @@ def down(data_dir: DirOpt) -> None:
 @guarded
 def status(
     node: Annotated[
-        list[str] | None, typer.Option("--node", help="A node URL (repeatable).")
+        list[str] | None,
+        typer.Option("--node", envvar="EHRCHAIN_NODE", help="A node URL (repeatable)."),
     ] = None,
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="A network made by `network up`.")
     ] = None,
 ) -> None:
-    """Height, head hash, peers and validator set of every node reachable from the given ones."""
+    """Height, head hash, peers and validator set of every node reachable from the given ones.
+
+    Starts from ``--node`` (default http://127.0.0.1:8000) and the nodes of
+    ``--data-dir``, then follows every node's peers. Exits 3 when a node is
+    unreachable; warns when the nodes are at different heads.
+    """
     import json
 
     from ehrchain.node.network import MANIFEST, network_status
@@ -90,31 +104,47 @@ def status(
     urls = list(node or [])
     if data_dir is not None:
         urls += [n["url"] for n in json.loads((data_dir / MANIFEST).read_text())["nodes"]]
-    if not urls:
-        raise fail("give --node URL or --data-dir DIR")
-    statuses = network_status(urls)
+    statuses = network_status(urls or [DEFAULT_NODE])
+    chains = sorted({str(s["chain_id"]) for s in statuses if "chain_id" in s})
+    console.print(f"chain [bold]{', '.join(chains) or '?'}[/bold], {len(statuses)} node(s)")
     console.print(_table(statuses))
-    if any("error" in s for s in statuses):
-        raise typer.Exit(EXIT_UNREACHABLE)
+    unreachable = [s["url"] for s in statuses if "error" in s]
+    if unreachable:
+        raise fail(f"cannot reach the node(s) {', '.join(unreachable)}", EXIT_UNREACHABLE)
     if len({s["head_hash"] for s in statuses}) > 1:
         console.print("[yellow]nodes are at different heads (syncing, or diverged)[/yellow]")
 
 
 def _table(statuses: list[dict[str, Any]]) -> Table:
-    table = Table("node", "height", "head hash", "peers", "validators", "consensus")
+    """One row per node; addresses and hashes shortened so four nodes fit 80 columns."""
+    table = Table("node", "height", "head", "peers", "validators", "engine", box=box.SIMPLE_HEAD)
     for s in statuses:
         if "error" in s:
-            table.add_row(s["url"], "-", f"[red]unreachable ({s['error']})[/red]", "", "", "")
+            table.add_row(
+                _host(s["url"]), "-", f"[red]unreachable ({s['error']})[/red]", "", "", ""
+            )
             continue
+        me = str(s.get("node_address", ""))
+        validators = [
+            f"[bold]{_short(v)}[/bold]" if v == me else _short(v) for v in s.get("validators", [])
+        ]
         table.add_row(
-            f"{s['url']}\n{s.get('node_address', '')}",
+            f"{_host(s['url'])}\n{_short(me)}",
             str(s["height"]),
-            str(s["head_hash"])[:16] + "…",
-            "\n".join(s.get("peers", [])),
-            "\n".join(s.get("validators", [])),
+            str(s["head_hash"])[:8],
+            "\n".join(_host(p) for p in s.get("peers", [])) or "-",
+            "\n".join(validators),
             str(s.get("consensus", "")),
         )
     return table
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].rstrip("/")
+
+
+def _short(address: str) -> str:
+    return address if len(address) <= 13 else f"{address[:9]}…{address[-3:]}"
 
 
 @guarded
@@ -153,6 +183,7 @@ def rebuild(
 
 
 def register_network_commands(app: typer.Typer, node_app: typer.Typer) -> None:
-    """Attach ``network up/down/status`` to ``app`` and ``rebuild`` to ``node_app``."""
+    """Attach ``network up/down/status`` and ``status`` to ``app``, ``rebuild`` to ``node_app``."""
     app.add_typer(network_app, name="network")
+    app.command("status")(status)
     node_app.command("rebuild")(rebuild)

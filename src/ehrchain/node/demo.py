@@ -1,9 +1,12 @@
-"""`ehrchain demo`: a node with a sample consortium, then serve until interrupted.
+"""`ehrchain demo`: a four-hospital BFT consortium with sample data, served until interrupted.
 
-The sample data goes in through the SDK over HTTP exactly as real clients would:
-two hospitals, their admins, verified providers, patients, records built from
-HL7's official FHIR examples, a patient's own PDF, a grant and an audited read.
-Every demo identity is saved as an encrypted keystore so the CLI can act as it.
+``network_up`` makes four node processes on ports P..P+3, all validators of one
+chain (n = 4, so one may fail or lie); each of the four hospitals runs one. The
+sample data goes in through the SDK over HTTP exactly as real clients would:
+the hospitals and their admins, verified providers, patients, records built
+from HL7's official FHIR examples, a patient's own PDF, a grant and an audited
+read. Every demo identity is saved as an encrypted keystore so the CLI can act
+as it, and has a web login on every node.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from ehrchain.client.actor import Actor
 from ehrchain.client.http import EhrClient
@@ -22,13 +26,22 @@ from ehrchain.client.identity import new_identity, public_identity
 from ehrchain.crypto.keystore import Identity, KdfParams, load_identity, save_identity
 from ehrchain.ehr.examples import demo_examples
 from ehrchain.ehr.values import Scope
+from ehrchain.node.network import Network, network_up, wait_converged
 from ehrchain.node.process import NodeProcess
 from ehrchain.node.settings import KEY_DIR, NODE_KEY_FILE
-from ehrchain.node.setup import ADMIN_KEY_FILE, init_node
+from ehrchain.node.setup import ADMIN_KEY_FILE
 from ehrchain.web.settings import WebSettings
 from ehrchain.web.setup import add_web_account
 
 DEMO_PASSWORD = "ehrchain-demo"  # noqa: S105 (sample consortium only; printed for the user)
+DEMO_CHAIN = "ehrchain-demo"
+HOSPITALS: Final = (
+    ("st-mary", "St Mary's Hospital"),
+    ("riverside", "Riverside Clinic"),
+    ("northgate", "Northgate General"),
+    ("harbour", "Harbour Children's Hospital"),
+)
+"""One per node: hospital i runs node-i."""
 IDENTITY_DIR = "identities"
 MANIFEST = "demo-identities.json"
 Say = Callable[[str], None]
@@ -93,14 +106,11 @@ class _Population:
         self.keep(validator)
         consortium, validators = Actor(admin, self.client), Actor(validator, self.client)
         hospitals = {}
-        for hospital_id, name in (
-            ("st-mary", "St Mary's Hospital"),
-            ("riverside", "Riverside Clinic"),
-        ):
+        for hospital_id, name in HOSPITALS:
             hadmin = self.actor(f"{hospital_id}-admin", "hospital_admin")
             consortium.admit_hospital(hospital_id, name, public_identity(hadmin.identity))
             hospitals[hospital_id] = hadmin
-        self.say("admitted 2 hospitals")
+        self.say(f"admitted {len(HOSPITALS)} hospitals")
         doctors = []
         for i, (hospital_id, licence) in enumerate(
             (
@@ -148,62 +158,82 @@ def _write_manifest(data_dir: Path, users: list[DemoUser]) -> None:
     (data_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def _web_accounts(data_dir: Path, identities: list[Identity]) -> None:
-    """A browser login per demo identity: username = label, the demo password."""
-    settings = WebSettings(data_dir=data_dir, keystore_kdf=KdfParams.FAST_FOR_TESTS)
-    for identity in identities:
-        hospital = identity.label.split("-admin")[0] if identity.role == "hospital_admin" else ""
-        add_web_account(
-            settings, identity.label, DEMO_PASSWORD, identity, identity.label, hospital=hospital
-        )
+def _web_accounts(node_dirs: list[Path], identities: list[Identity]) -> None:
+    """A browser login per demo identity on every node: username = label, the demo password."""
+    for node_dir in node_dirs:
+        settings = WebSettings(data_dir=node_dir, keystore_kdf=KdfParams.FAST_FOR_TESTS)
+        for identity in identities:
+            hospital = ""
+            if identity.role == "hospital_admin":
+                hospital = identity.label.split("-admin")[0]
+            add_web_account(
+                settings, identity.label, DEMO_PASSWORD, identity, identity.label, hospital=hospital
+            )
 
 
 def load_manifest(data_dir: Path) -> list[DemoUser]:
     return [DemoUser(**u) for u in json.loads((data_dir / MANIFEST).read_text())]
 
 
-def prepare(data_dir: Path, port: int, say: Say) -> tuple[NodeProcess, list[DemoUser]]:
-    """Initialise (first run only), start the node process and load the sample data."""
+def prepare(
+    data_dir: Path, port: int, say: Say, *, kdf: KdfParams = KdfParams.DEFAULT
+) -> tuple[Network, list[DemoUser]]:
+    """Make the consortium (first run only), start its nodes and load the sample data."""
     fresh = not (data_dir / MANIFEST).exists()
     if fresh and data_dir.exists() and any(data_dir.iterdir()):
         raise FileExistsError(
             f"{data_dir} is not empty and holds no demo; choose another --data-dir"
         )
-    if fresh:
-        setup = init_node(data_dir, password=DEMO_PASSWORD, chain_id="ehrchain-demo", port=port)
-        admin, validator = setup.admin, setup.validator
-    process = NodeProcess(data_dir, port, DEMO_PASSWORD, data_dir / "node-process.log")
-    process.start()
-    if fresh:
-        with EhrClient(process.url, timeout=60.0) as client:
-            population = _Population(client, data_dir, say)
-            population.run(admin, validator)
-        _write_manifest(data_dir, population.users)
-        _web_accounts(data_dir, population.identities)
-    return process, load_manifest(data_dir)
+    network = network_up(
+        data_dir,
+        len(HOSPITALS),
+        "bft",
+        port,
+        chain_id=DEMO_CHAIN,
+        password=DEMO_PASSWORD,
+        kdf=kdf,
+        say=say,
+    )
+    try:
+        if fresh:
+            admin = load_identity(data_dir / ADMIN_KEY_FILE, DEMO_PASSWORD)
+            validator = load_identity(data_dir / "node-0" / KEY_DIR / NODE_KEY_FILE, DEMO_PASSWORD)
+            with EhrClient(network.urls[0], timeout=60.0) as client:
+                population = _Population(client, data_dir, say)
+                population.run(admin, validator)
+            _web_accounts([p.data_dir for p in network.processes], population.identities)
+            _write_manifest(data_dir, population.users)
+            wait_converged(network.urls)
+    except BaseException:
+        network.stop()
+        raise
+    return network, load_manifest(data_dir)
 
 
-def describe(process: NodeProcess, users: list[DemoUser], data_dir: Path) -> str:
-    lines = [
+def describe(network: Network, users: list[DemoUser], data_dir: Path) -> str:
+    first = network.urls[0]
+    lines = ["", f"ehrchain demo: {len(network.urls)} hospitals, one BFT validator node each"]
+    for (hospital_id, name), url in zip(HOSPITALS, network.urls, strict=False):
+        lines.append(f"  {name:<28} {url}/   ({hospital_id})")
+    lines += [
         "",
-        f"ehrchain demo is running at {process.url}",
-        f"  web app (log in):   {process.url}/",
-        f"  API documentation:  {process.url}/docs",
-        f"  chain explorer API: {process.url}/chain?start=0&limit=10",
+        f"  web app (log in):   {first}/   (any node serves every login)",
+        f"  API documentation:  {first}/docs",
+        f"  chain explorer API: {first}/chain?start=0&limit=10",
         f"  data directory:     {data_dir}",
         "",
         f"Demo logins — username below, password {DEMO_PASSWORD!r} for the web app and for",
         f"the keystores in {data_dir / IDENTITY_DIR}:",
     ]
     for user in users:
-        lines.append(f"  {user.role:<17} {user.label:<18} {user.address}")
+        lines.append(f"  {user.role:<17} {user.label:<22} {user.address}")
     patient = next(u for u in users if u.role == "patient")
     lines += [
         "",
         "Try:",
         f"  export EHRCHAIN_PASSWORD={DEMO_PASSWORD}",
-        f"  .venv/bin/ehrchain history --node {process.url} --key {patient.key_file}",
-        f"  .venv/bin/ehrchain verify --data-dir {data_dir}",
+        f"  .venv/bin/ehrchain status --node {first}",
+        f"  .venv/bin/ehrchain history --node {network.urls[-1]} --key {patient.key_file}",
         "",
         "Press Ctrl-C to stop.",
     ]
@@ -211,25 +241,21 @@ def describe(process: NodeProcess, users: list[DemoUser], data_dir: Path) -> str
 
 
 def run_demo(data_dir: Path, port: int, say: Say = print) -> None:
-    """Start the demo and block until Ctrl-C or SIGTERM, then stop the node by its pid."""
+    """Start the demo and block until Ctrl-C or SIGTERM, then stop every node by its pid."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    process, users = prepare(data_dir, port, say)
+    network, users = prepare(data_dir, port, say)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        say(describe(process, users, data_dir))
-        while not stop.is_set() and process.process is not None and process.process.poll() is None:
+        say(describe(network, users, data_dir))
+        while not stop.is_set() and all(_running(p) for p in network.processes):
             stop.wait(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        process.stop()
+        network.stop()
 
 
-def node_identities(data_dir: Path, password: str) -> tuple[Identity, Identity]:
-    """The admin and validator keystores init_node wrote (for tools that need them)."""
-    keys = data_dir / KEY_DIR
-    return load_identity(keys / ADMIN_KEY_FILE, password), load_identity(
-        keys / NODE_KEY_FILE, password
-    )
+def _running(process: NodeProcess) -> bool:
+    return process.process is not None and process.process.poll() is None

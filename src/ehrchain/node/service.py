@@ -337,7 +337,7 @@ class NodeService:
             "validators": sorted(self._validators()),
             "node_address": self.node_address,
             "peers": list(self._peers),
-            "consensus": self.engine.name,
+            "consensus": self.settings.consensus,
         }
 
     def block(self, height: int) -> blockmod.Block | None:
