@@ -595,3 +595,22 @@ def test_a_read_only_view_can_open_the_file_beside_the_writer(
         assert view.txs_of_block(0) == [POOL[0]]
     with pytest.raises(LedgerError, match="no ledger file"):
         LedgerView.open(tmp_path / "missing.db")
+
+
+def test_recently_committed_blocks_are_served_from_memory_exactly_as_stored(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    blocks = commit_chain(ledger, [(POOL[i : i + 2], {}) for i in range(0, 10, 2)])
+    stored = LedgerView.open(tmp_path / "chain" / "ledger.db")
+    try:
+        for start, limit in ((0, 10), (1, 2), (3, 1), (4, 5), (5, 3)):
+            assert ledger.blocks(start, limit) == stored.blocks(start, limit)
+    finally:
+        stored.close()
+    # After a rollback and a different block at the same height, memory follows the ledger.
+    ledger.rollback_to(2)
+    assert ledger.blocks(0, 10) == blocks[:3]
+    other = next_block(blocks[2].header, POOL[10:11])
+    ledger.commit_block(other, {}, [])
+    assert ledger.blocks(3, 10) == [other]
+    assert ledger.blocks(0, 10) == [*blocks[:3], other]

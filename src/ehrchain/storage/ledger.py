@@ -24,6 +24,7 @@ import fcntl
 import os
 import queue
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Final
 
 from ehrchain.core.block import GENESIS_PARENT, Block, BlockHeader
 from ehrchain.storage import schema
+from ehrchain.storage import view as view_module
 from ehrchain.storage.errors import LedgerError
 from ehrchain.storage.rows import ChainHead, Event, RawBlock, StoredEvent, certificate_bytes
 from ehrchain.storage.view import MAX_BLOCK_PAGE, MAX_PAGE, LedgerView
@@ -48,6 +50,9 @@ __all__ = [
 ]
 
 MAX_IDLE_READERS: Final = 8
+RECENT_BLOCKS: Final = 256
+"""Blocks committed by this process kept decoded, newest last: followers (the web
+index, peers catching up, ``/chain``) mostly ask for blocks just committed."""
 """Reader connections kept open between uses; more may be lent out at once."""
 
 _INSERT_BLOCK: Final = (
@@ -93,6 +98,8 @@ class Ledger(LedgerView):
         self._lock_fd = lock_fd
         self._idle: queue.LifoQueue[LedgerView] = queue.LifoQueue(MAX_IDLE_READERS)
         self._closed = False
+        self._recent: dict[int, Block] = {}
+        self._recent_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: Path, *, durable: bool = False) -> Ledger:
@@ -199,6 +206,13 @@ class Ledger(LedgerView):
             conn.executemany(_UPSERT_STATE, [(k, writes[k]) for k in keys if writes[k] is not None])
             conn.executemany(_DELETE_STATE, [(k,) for k in keys if writes[k] is None])
             conn.executemany(_INSERT_EVENT, event_rows)
+        with self._recent_lock:
+            recent = self._recent
+            for stale in [h for h in recent if h >= height]:
+                del recent[stale]
+            recent[height] = block
+            while len(recent) > RECENT_BLOCKS:
+                del recent[min(recent)]
 
     def rollback_to(self, height: int) -> list[Block]:
         """Remove every block above ``height`` and restore the state as it was
@@ -222,7 +236,33 @@ class Ledger(LedgerView):
                 self._conn.execute(_UNDO_CHANGED, (h,))
             for statement in _DROP_ABOVE:
                 self._conn.execute(statement, (height,))
-            return removed
+        with self._recent_lock:
+            for stale in [h for h in self._recent if h > height]:
+                del self._recent[stale]
+        return removed
+
+    def blocks(self, start: int, limit: int) -> list[Block]:
+        """As ``LedgerView.blocks``, from memory when this process committed them lately.
+
+        The cache holds consecutive heights ending at the head (a commit at h
+        drops anything cached at h or above, a rollback what is above its
+        target), so a run read from it that stops early stops at the head.
+        """
+        if 0 < limit <= MAX_BLOCK_PAGE:
+            with self._recent_lock:
+                found: list[Block] = []
+                height, budget = start, view_module.MAX_PAGE_BYTES
+                while len(found) < limit and height in self._recent:
+                    block = self._recent[height]
+                    if found and block.header.size > budget:
+                        return found  # the page's byte budget, as from storage
+                    budget -= block.header.size
+                    found.append(block)
+                    height += 1
+                at_head = height > max(self._recent, default=-1)
+            if found and (len(found) == limit or at_head):
+                return found
+        return super().blocks(start, limit)
 
     def set_meta(self, key: str, value: bytes) -> None:
         """Set a chain-level value (chain id, genesis hash …)."""

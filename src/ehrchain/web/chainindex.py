@@ -209,6 +209,11 @@ class ChainIndex:
         with self._lock:
             return self.ix.rewrap_tx.get((record_id, version, reader))
 
+    def record_patient(self, record_id: str) -> str:
+        """The patient whose file holds ``record_id`` ("" if not seen yet)."""
+        with self._lock:
+            return self.ix.record_patient.get(record_id, "")
+
     def all_patients(self) -> Iterable[str]:
         with self._lock:
             return list(self.ix.patients)

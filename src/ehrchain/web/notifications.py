@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -93,6 +94,31 @@ Names = Callable[[str], str]
 """Address -> a name to show (display name, else a shortened address)."""
 
 
+class CachedNames:
+    """``names`` remembered for ``ttl_s``: a busy chain names the same people in every notice.
+
+    Display names are fixed when a web account is made; the time limit only
+    bounds how long a newly made account still shows as a short address.
+    """
+
+    def __init__(self, names: Names, ttl_s: float = 10.0, size: int = 4096) -> None:
+        self._names = names
+        self._ttl_s = ttl_s
+        self._size = size
+        self._known: dict[str, tuple[str, float]] = {}
+
+    def __call__(self, address: str) -> str:
+        now = time.monotonic()
+        hit = self._known.get(address)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        name = self._names(address)
+        if len(self._known) >= self._size:
+            self._known.clear()
+        self._known[address] = (name, now + self._ttl_s)
+        return name
+
+
 class Notifier:
     """Turns each committed transaction into a notice and publishes it."""
 
@@ -100,7 +126,7 @@ class Notifier:
         self._service = service
         self._index = index
         self._hub = hub
-        self._names = names
+        self._names = CachedNames(names)
         self._ids = itertools.count(1)
 
     def __call__(self, seen: Seen) -> None:
@@ -185,7 +211,11 @@ class Notifier:
         return None
 
     def _record_patient(self, tx: Any) -> str:
-        record = self._service.record(str(tx.payload["record_id"]))
+        record_id = str(tx.payload["record_id"])
+        found = self._index.record_patient(record_id)
+        if found:
+            return found
+        record = self._service.record(record_id)
         return str(record["patient"]) if record else ""
 
     def _custodian(self, patient: str) -> str:
