@@ -151,6 +151,8 @@ class Gossip:
             lane.stop()
 
     def _broadcast(self, kind: str, data: bytes) -> None:
+        if not self._urls():
+            return  # no peers: nothing to send, and nothing worth hashing
         digest = hashlib.sha256(kind.encode() + data).digest()
         with self._lock:
             if digest in self._seen:

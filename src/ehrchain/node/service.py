@@ -250,7 +250,7 @@ class NodeService:
             return None
         header, txs = unsigned.header, unsigned.txs
         block = blockmod.Block(header, txs, self.engine.certify(header))
-        self.ledger.commit_block(block, result.writes, views.ledger_events(result.events))
+        self.ledger.commit_block(block, result.writes, result.events)
         self._head = self._load_head()
         self._open = None
         self._pool.remove(list(txs) + [t for t, _ in rejected])
@@ -281,7 +281,7 @@ class NodeService:
             self._check_link(block, head)
             self.engine.check(block.header, block.certificate, self._validators())
             result = self._execute_checked(block, head)
-            self.ledger.commit_block(block, result.writes, views.ledger_events(result.events))
+            self.ledger.commit_block(block, result.writes, result.events)
             self._head = self._load_head()
             self._open = None
             self._pool.remove(list(block.txs))

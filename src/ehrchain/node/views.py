@@ -6,30 +6,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ehrchain.core.types import Address
-from ehrchain.ehr.state import Event as EhrEvent
 from ehrchain.ehr.state import LedgerReader, State
 from ehrchain.storage.ledger import Ledger
-from ehrchain.storage.rows import Event as LedgerEvent
 from ehrchain.storage.view import LedgerView
 
-__all__ = ["LedgerReader", "account", "encryption_keys", "history", "ledger_events"]
+__all__ = ["LedgerReader", "account", "encryption_keys", "history"]
 
 RECORD_EVENT_KINDS = ("record.create",)
-
-
-def ledger_events(events: Iterable[EhrEvent]) -> list[LedgerEvent]:
-    """The EHR layer's events as rows of the ledger's events index."""
-    return [
-        LedgerEvent(
-            subject=e.subject,
-            kind=e.kind,
-            actor=e.actor,
-            record_id=e.record_id or "",
-            version=e.version if e.version is not None else 0,
-            tx_id=e.tx_id,
-        )
-        for e in events
-    ]
 
 
 def _jsonable(value: Any) -> Any:

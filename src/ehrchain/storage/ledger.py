@@ -35,7 +35,14 @@ from ehrchain.core.block import GENESIS_PARENT, Block, BlockHeader
 from ehrchain.storage import schema
 from ehrchain.storage import view as view_module
 from ehrchain.storage.errors import LedgerError
-from ehrchain.storage.rows import ChainHead, Event, RawBlock, StoredEvent, certificate_bytes
+from ehrchain.storage.rows import (
+    ChainHead,
+    Event,
+    IndexedEvent,
+    RawBlock,
+    StoredEvent,
+    certificate_bytes,
+)
 from ehrchain.storage.view import MAX_BLOCK_PAGE, MAX_PAGE, LedgerView
 
 __all__ = [
@@ -169,7 +176,7 @@ class Ledger(LedgerView):
     # writes
 
     def commit_block(
-        self, block: Block, writes: Mapping[str, bytes | None], events: Sequence[Event]
+        self, block: Block, writes: Mapping[str, bytes | None], events: Sequence[IndexedEvent]
     ) -> None:
         """Store ``block``, apply its state ``writes`` (None removes a key) and index
         its ``events``, all or nothing.
@@ -304,7 +311,9 @@ class Ledger(LedgerView):
             raise LedgerError(f"block {header.height} does not extend the head")
 
 
-def _event_row(height: int, position: Mapping[bytes, int], event: Event) -> tuple[object, ...]:
+def _event_row(
+    height: int, position: Mapping[bytes, int], event: IndexedEvent
+) -> tuple[object, ...]:
     idx = position.get(event.tx_id)
     if idx is None:
         raise LedgerError(f"an event of block {height} names a transaction not in the block")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ehrchain.core import encoding
 from ehrchain.core import tx as txmod
@@ -27,6 +28,28 @@ class ChainHead:
     hash: BlockHash
     state_root: bytes
     timestamp_ms: int
+
+
+class IndexedEvent(Protocol):
+    """What ``Ledger.commit_block`` reads from an event (``Event`` or the EHR layer's own)."""
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def record_id(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def tx_id(self) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)

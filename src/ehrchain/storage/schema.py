@@ -48,7 +48,6 @@ CREATE TABLE txs (
     data   BLOB    NOT NULL
 );
 CREATE UNIQUE INDEX txs_position ON txs (height, idx);
-CREATE INDEX txs_sender ON txs (sender);
 CREATE TABLE state (
     key   TEXT PRIMARY KEY CHECK (typeof(key) = 'text'),
     value BLOB NOT NULL CHECK (typeof(value) = 'blob')
