@@ -47,7 +47,7 @@ class NodeProcess:
         assert self.process is not None
         return self.process.pid
 
-    def start(self, timeout_s: float = 30.0) -> None:
+    def start(self, timeout_s: float = 90.0) -> None:
         env = {**os.environ, PASSWORD_ENV: self.password}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
