@@ -8,7 +8,6 @@ wait for heads to match by polling, never by sleeping a fixed time.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from ehrchain.crypto.keystore import Identity, KdfParams
 from ehrchain.node.network import init_member
 from ehrchain.node.p2p import NetworkSettings
 from ehrchain.node.process import NodeProcess, free_port
+from ehrchain.node.process import free_ports as free_ports  # re-exported for the tests
 from ehrchain.node.setup import init_node
 
 PASSWORD = "correct horse battery staple"
@@ -66,25 +66,6 @@ def make_pair(tmp: Path, chain_id: str = "ehrchain-net") -> Pair:
     a = NodeProcess(tmp / "a", port_a, PASSWORD, tmp / "a.log")
     b = NodeProcess(tmp / "b", port_b, PASSWORD, tmp / "b.log")
     return Pair(chain_id, a, b, made.admin, made.validator, member.identity)
-
-
-def free_ports(count: int) -> int:
-    """A base port such that ``count`` consecutive loopback ports were free a moment ago."""
-    for _ in range(50):
-        base = free_port()
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def status(url: str) -> dict[str, object]:

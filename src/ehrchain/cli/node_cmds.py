@@ -8,7 +8,7 @@ commands start quickly and do not load the node's storage and consensus.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
@@ -16,6 +16,9 @@ from rich.table import Table
 
 from ehrchain.cli.common import EXIT_FAILED, PasswordEnvOpt, console, fail, guarded, password_from
 from ehrchain.node.settings import PASSWORD_ENV as NODE_PASSWORD_ENV
+
+if TYPE_CHECKING:
+    from ehrchain.node.bench_network import NetworkBenchConfig
 
 __all__ = ["bench", "demo", "node_app", "verify"]
 
@@ -85,7 +88,12 @@ def verify(data_dir: DataDirOpt) -> None:
 @guarded
 def bench(
     data_dir: DataDirOpt,
-    txs: Annotated[int, typer.Option("--txs", min=1, help="Signed transactions.")] = 40_000,
+    txs: Annotated[
+        int | None,
+        typer.Option(
+            "--txs", min=1, help="Signed transactions (40,000; with --network 20,000 per row)."
+        ),
+    ] = None,
     records: Annotated[int, typer.Option("--records", min=1, help="Records to write.")] = 2_000,
     reads: Annotated[int, typer.Option("--reads", min=1, help="Records to read.")] = 500,
     patients: Annotated[int, typer.Option("--patients", min=1)] = 50,
@@ -93,14 +101,47 @@ def bench(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON here.")
     ] = None,
+    network: Annotated[
+        bool,
+        typer.Option("--network", help="Measure a local BFT consortium of node processes instead."),
+    ] = False,
+    validators: Annotated[
+        str, typer.Option("--validators", help="--network: validator counts, comma-separated.")
+    ] = "1,4,7",
+    block_txs: Annotated[
+        str, typer.Option("--block-txs", help="--network: block sizes (max_block_txs).")
+    ] = "500,2000,5000",
+    latency_s: Annotated[
+        float, typer.Option("--latency-s", min=0.1, help="--network: finality phase seconds.")
+    ] = 10.0,
+    catch_up: Annotated[
+        bool, typer.Option("--catch-up/--no-catch-up", help="--network: time a restart.")
+    ] = True,
+    plot_out: Annotated[
+        Path | None, typer.Option("--plot", help="--network: also draw the results (PNG).")
+    ] = None,
 ) -> None:
-    """Measure committed tx/s, records/s and read latency on this machine."""
+    """Measure committed tx/s, records/s and read latency on this machine; with
+    --network, committed tx/s, finality and catch-up of a BFT consortium."""
+    if network:
+        from ehrchain.node.bench_network import NetworkBenchConfig
+
+        config = NetworkBenchConfig(
+            validators=_counts(validators, "--validators"),
+            block_txs=_counts(block_txs, "--block-txs"),
+            txs=txs or 20_000,
+            latency_s=latency_s,
+            patients=patients,
+            catch_up=catch_up,
+        )
+        _bench_network(data_dir, config, json_out, plot_out)
+        return
     from ehrchain.node.bench import run_bench, summary
 
     with _StageProgress() as progress:
         result = run_bench(
             data_dir,
-            txs=txs,
+            txs=txs or 40_000,
             records=records,
             reads=reads,
             patients=patients,
@@ -118,6 +159,50 @@ def bench(
             "-" if ratio is None else f"{ratio:.0%}",
         )
     console.print(table)
+
+
+def _counts(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise fail(f"{option} takes whole numbers separated by commas, not {text!r}") from None
+    if not values or min(values) < 1:
+        raise fail(f"{option} values must be at least 1")
+    return values
+
+
+def _bench_network(
+    data_dir: Path, config: NetworkBenchConfig, json_out: Path | None, plot_out: Path | None
+) -> None:
+    from ehrchain.node.bench_network import run_network_bench
+    from ehrchain.node.bench_report import plot, write_json
+
+    with _StageProgress() as progress:
+        result = run_network_bench(data_dir, config, progress.update)
+    table = Table(
+        "validators", "block txs", "tx/s", "ceiling", "of ceiling", "p50 ms", "p99 ms", "catch-up"
+    )
+    for row in result.rows:
+        rate = row.throughput.tx_per_s
+        table.add_row(
+            str(row.validators),
+            f"{row.block_txs:,}",
+            f"{rate:,.0f}",
+            f"{row.tx_ceiling_per_s:,.0f}",
+            f"{rate / row.tx_ceiling_per_s:.0%}",
+            f"{row.finality_p50_ms:,.0f}",
+            f"{row.finality_p99_ms:,.0f}",
+            "-" if row.catch_up is None else f"{row.catch_up.tx_per_s:,.0f} tx/s",
+        )
+    console.print(table)
+    for target in result.targets():
+        verdict = {None: "not measured", True: "[green]met[/green]", False: "[red]not met[/red]"}
+        value = "-" if target.value is None else f"{target.value:,.0f}"
+        console.print(f"{target.name} {target.wanted}: {value} — {verdict[target.met]}")
+    if json_out is not None:
+        write_json(result, json_out)
+    if plot_out is not None:
+        plot(result, plot_out)
 
 
 class _StageProgress:

@@ -68,7 +68,7 @@ def _noop(stage: str, done: int, total: int) -> None:
     return None
 
 
-def _fhir_document(size: int, index: int) -> bytes:
+def fhir_document(size: int, index: int) -> bytes:
     """A synthetic FHIR R4 Binary resource of about ``size`` bytes (no health data)."""
     raw = (f"synthetic-bench-{index}-".encode() * (size // 16 + 1))[: size * 3 // 4 - 200]
     doc = {
@@ -96,7 +96,7 @@ class _Consortium:
             self.patients.append(Actor(identity, client))
         self.records: dict[str, str] = {}
         for patient in self.patients:
-            record_id, _ = patient.put_fhir(patient.address, _fhir_document(1024, 0))
+            record_id, _ = patient.put_fhir(patient.address, fhir_document(1024, 0))
             self.records[patient.address] = record_id
 
 
@@ -181,7 +181,7 @@ def _seal_records(
             chain_id=chain_id,
             record_id=record_id,
             version=1,
-            content=_fhir_document(size, i),
+            content=fhir_document(size, i),
             kind="fhir",
             media_type=FHIR_MEDIA_TYPE,
             fhir_version="4.0.1",

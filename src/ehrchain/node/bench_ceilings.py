@@ -29,8 +29,12 @@ class Ceilings:
 
     @property
     def verify_and_persist_per_s(self) -> float:
-        """Verifying then persisting each transaction, one after the other on one core."""
-        return 1.0 / (1.0 / self.ed25519_verify_per_s + 1.0 / self.sqlite_insert_per_s)
+        return verify_then_persist(self.ed25519_verify_per_s, self.sqlite_insert_per_s)
+
+
+def verify_then_persist(verify_per_s: float, insert_per_s: float) -> float:
+    """Verifying then persisting each transaction, one after the other on one core."""
+    return 1.0 / (1.0 / verify_per_s + 1.0 / insert_per_s)
 
 
 def _rate(count: int, work: Callable[[], None]) -> float:

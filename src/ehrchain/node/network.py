@@ -23,8 +23,8 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -81,11 +81,13 @@ def init_member(
     kdf: KdfParams = KdfParams.DEFAULT,
     password_file: Path | None = None,
     net: NetworkSettings | None = None,
+    node_settings: Mapping[str, Any] | None = None,
 ) -> MemberResult:
     """A data directory for a node of the chain ``genesis_json`` describes.
 
     The genesis file is written exactly as given, so every member derives the
-    same genesis block. Refuses to overwrite an existing ledger.
+    same genesis block. ``node_settings`` overrides ``[node]`` values (block
+    limits, say). Refuses to overwrite an existing ledger.
     """
     config = GenesisConfig.from_json(genesis_json)
     settings = Settings(
@@ -95,6 +97,7 @@ def init_member(
         consensus=consensus,
         password_file=str(password_file) if password_file else "",
     )
+    settings = replace(settings, **(node_settings or {}))
     if settings.ledger_path.exists():
         raise FileExistsError(f"{data_dir} already holds a ledger")
     key_dir = data_dir / settings_mod.KEY_DIR
@@ -143,11 +146,13 @@ def network_up(
     kdf: KdfParams = KdfParams.DEFAULT,
     say: Say = lambda _: None,
     start_timeout_s: float = 60.0,
+    node_settings: Mapping[str, Any] | None = None,
     net_for: Callable[[int], NetworkSettings] | None = None,
 ) -> Network:
     """Create (first time) and start ``nodes`` local node processes; return them running.
 
-    A second call on the same ``root`` starts the existing nodes again. Every
+    A second call on the same ``root`` starts the existing nodes again (and
+    ignores ``node_settings``, which only shape new data directories). Every
     node is registered with node-0 and has caught up to the same head before
     this returns. ``net_for(i)`` gives node i's ``[network]`` settings when the
     layout is first made (default: none, so the built-in defaults).
@@ -156,7 +161,9 @@ def network_up(
         raise ValueError(f"consensus must be one of {', '.join(CONSENSUS_CHOICES)}")
     manifest = root / MANIFEST
     if not manifest.exists():
-        _create(root, nodes, consensus, base_port, chain_id, password, kdf, say, net_for)
+        _create(
+            root, nodes, consensus, base_port, chain_id, password, kdf, say, node_settings, net_for
+        )
     info = json.loads(manifest.read_text())
     password = password or _password(root)
     processes = [
@@ -194,6 +201,7 @@ def _create(
     password: str | None,
     kdf: KdfParams,
     say: Say,
+    node_settings: Mapping[str, Any] | None,
     net_for: Callable[[int], NetworkSettings] | None = None,
 ) -> None:
     if nodes < 1:
@@ -225,6 +233,7 @@ def _create(
             identity=identity,
             kdf=kdf,
             password_file=pw_path.resolve() if pw_path.exists() else None,
+            node_settings=node_settings,
             net=net_for(i) if net_for is not None else None,
         )
         described.append(
