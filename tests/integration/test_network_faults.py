@@ -228,7 +228,5 @@ def test_double_signer_is_caught_and_its_evidence_recorded(consortium: Consortiu
 
 
 def _evidence(url: str) -> list[dict[str, object]]:
-    answer = httpx.get(f"{url}/v1/evidence", timeout=10)
-    answer.raise_for_status()
-    found: list[dict[str, object]] = answer.json()["evidence"]
-    return found
+    with EhrClient(url) as client:
+        return client.evidence()

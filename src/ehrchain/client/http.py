@@ -153,6 +153,11 @@ class EhrClient:
         result: dict[str, Any] = self._call("GET", "/v1/status")
         return result
 
+    def evidence(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Recorded validator misbehaviour: offender, height, reporter, tx id (hex)."""
+        body = self._call("GET", "/v1/evidence", params={"limit": limit})
+        return list(body["evidence"])
+
     @property
     def chain_id(self) -> str:
         if self._chain_id is None:
