@@ -13,7 +13,9 @@ layout once, in ``DIR``:
 and then starts one process per node, admits the nodes that are not
 validators (the embedded engine has one validator; every other node is a
 follower, admitted on-chain as its hospital's node) and registers every node
-with the first, which makes them sync and find each other.
+with the first, which makes them sync and find each other. Under ``bft`` and
+``pow`` every node is a genesis validator (under ``pow``: a miner, at the
+difficulty the genesis fixes).
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ __all__ = [
     "rebuild_data_dir",
 ]
 
-CONSENSUS_CHOICES: Final = ("solo", "bft")
-"""``pow`` has its pure protocol (consensus/pow*.py) but no node driver yet."""
+CONSENSUS_CHOICES: Final = ("solo", "bft", "pow")
+DEFAULT_POW_TARGET_BITS: Final = 16
+"""About a second of hashing per block on one core: visible, not tedious."""
 MANIFEST: Final = "network.json"
 PASSWORD_FILE: Final = "node.password"  # noqa: S105 (a file name, not a secret)
 Say = Callable[[str], None]
@@ -143,18 +146,21 @@ def network_up(
     kdf: KdfParams = KdfParams.DEFAULT,
     say: Say = lambda _: None,
     start_timeout_s: float = 60.0,
+    pow_target_bits: int = DEFAULT_POW_TARGET_BITS,
 ) -> Network:
     """Create (first time) and start ``nodes`` local node processes; return them running.
 
     A second call on the same ``root`` starts the existing nodes again. Every
     node is registered with node-0 and has caught up to the same head before
-    this returns.
+    this returns. ``pow_target_bits`` is the difficulty a new ``pow`` chain's
+    genesis fixes.
     """
     if consensus not in CONSENSUS_CHOICES:
         raise ValueError(f"consensus must be one of {', '.join(CONSENSUS_CHOICES)}")
     manifest = root / MANIFEST
     if not manifest.exists():
-        _create(root, nodes, consensus, base_port, chain_id, password, kdf, say)
+        target = pow_target_bits if consensus == "pow" else None
+        _create(root, nodes, consensus, base_port, chain_id, password, kdf, say, target)
     info = json.loads(manifest.read_text())
     password = password or _password(root)
     processes = [
@@ -192,6 +198,7 @@ def _create(
     password: str | None,
     kdf: KdfParams,
     say: Say,
+    pow_target_bits: int | None,
 ) -> None:
     if nodes < 1:
         raise ValueError("a network has at least one node")
@@ -205,7 +212,9 @@ def _create(
     save_identity(root / ADMIN_KEY_FILE, admin, password, kdf)
     identities = [new_identity(f"node-{i}", "") for i in range(nodes)]
     validators = identities[:1] if consensus == "solo" else identities
-    config = genesis_config(chain_id, admin, validators, time.time_ns() // 1_000_000)
+    config = genesis_config(
+        chain_id, admin, validators, time.time_ns() // 1_000_000, pow_target_bits=pow_target_bits
+    )
     genesis_json = config.to_json()
     (root / settings_mod.GENESIS_FILE).write_text(genesis_json)
     pw_path = root / PASSWORD_FILE
