@@ -96,3 +96,23 @@ def test_invalid_configs_are_refused(config: GenesisConfig) -> None:
 def test_malformed_genesis_files_are_refused(text: str) -> None:
     with pytest.raises(InvalidGenesis):
         GenesisConfig.from_json(text)
+
+
+def test_a_pow_chain_fixes_its_difficulty_in_genesis_and_others_are_unchanged() -> None:
+    pow_config = replace(CONFIG, pow_target_bits=12)
+    assert GenesisConfig.from_json(pow_config.to_json()) == pow_config
+    assert json.loads(pow_config.to_json())["pow_target_bits"] == 12
+    assert "pow_target_bits" not in json.loads(CONFIG.to_json())  # existing files stay as they are
+    assert State(genesis_writes(pow_config)).get("pow_target_bits") is not None
+    assert "pow_target_bits" not in genesis_writes(CONFIG)
+    # The difficulty is committed to by the genesis block: another one is another chain.
+    roots = {
+        genesis_state_root(c) for c in (CONFIG, pow_config, replace(CONFIG, pow_target_bits=13))
+    }
+    assert len(roots) == 3
+
+
+@pytest.mark.parametrize("bits", [0, -1, 65, True, "12"])
+def test_pow_difficulty_out_of_range_is_refused(bits: object) -> None:
+    with pytest.raises(InvalidGenesis, match="pow_target_bits"):
+        genesis_writes(replace(CONFIG, pow_target_bits=bits))  # type: ignore[arg-type]

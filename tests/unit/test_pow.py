@@ -7,13 +7,14 @@ from dataclasses import replace
 import pytest
 
 from ehrchain.consensus import pow_chain
-from ehrchain.consensus.errors import InvalidCertificate, NotAValidator
+from ehrchain.consensus.errors import InsufficientWork, InvalidCertificate, NotAValidator
 from ehrchain.consensus.messages import Tick
 from ehrchain.consensus.pow import (
     NoCommonAncestor,
     best_tip,
     block_work,
     check_seal,
+    check_work,
     leading_zero_bits,
     meets_target,
     mine,
@@ -328,3 +329,33 @@ def test_the_tree_is_pruned_below_the_keep_depth() -> None:
     assert pow_chain.best_chain(state)[-1] == blocks[-1].hash
     stale, out = feed(state, make_block(GENESIS, 1, salt=9), ctx=ctx)
     assert (stale, out) == (state, [])
+
+
+def test_check_work_holds_a_header_to_the_chains_own_target() -> None:
+    block = make_block(GENESIS, 1)
+    check_work(block.header, TARGET)
+    with pytest.raises(InsufficientWork, match="not the chain's"):
+        check_work(make_block(GENESIS, 1, target=TARGET - 1).header, TARGET)
+    with pytest.raises(InsufficientWork, match="not the chain's"):
+        check_work(block.header, TARGET + 1)  # more claimed work is not more weight either
+    unmined = replace(block.header, nonce=unmined_nonce(block.header))
+    with pytest.raises(InsufficientWork, match="does not meet its target"):
+        check_work(unmined, TARGET)
+
+
+def test_a_restarted_tree_holds_the_committed_chain_with_its_work() -> None:
+    chain = chain_of(3)
+    state = pow_chain.state_from_chain(GENESIS, 0, chain)
+    assert state.tip == chain[-1].hash
+    assert pow_chain.best_chain(state) == tuple(b.hash for b in chain)
+    assert state.work[chain[-1].hash] == 3 * block_work(TARGET)
+    above = pow_chain.state_from_chain(chain[0].hash, 1, chain[1:])
+    assert above.work[chain[-1].hash] == 2 * block_work(TARGET)
+    assert pow_chain.state_from_chain(GENESIS, 0, []) == pow_chain.initial_state(GENESIS)
+    with pytest.raises(ValueError, match="does not extend"):
+        pow_chain.state_from_chain(GENESIS, 0, chain[1:])
+    # A competing branch from the restart point is still followed by work.
+    fork = chain_of(4, salt=7)
+    state, out = feed(state, *fork)
+    assert state.tip == fork[-1].hash
+    assert any(isinstance(o, Reorg) for o in out)

@@ -39,19 +39,31 @@ def up(
     data_dir: DirOpt,
     nodes: Annotated[int, typer.Option("--nodes", min=1, max=32)] = 4,
     consensus: Annotated[
-        str, typer.Option("--consensus", help="solo (one validator) or bft.")
+        str, typer.Option("--consensus", help="solo (one validator), bft or pow.")
     ] = "solo",
     base_port: Annotated[int, typer.Option("--base-port", min=1, max=65000)] = 8100,
     chain_id: Annotated[str, typer.Option("--chain-id")] = "ehrchain-local",
     detach: Annotated[
         bool, typer.Option("--detach", help="Leave the nodes running and return.")
     ] = False,
+    pow_target: Annotated[
+        int,
+        typer.Option(
+            "--pow-target", min=1, max=32, help="pow: leading zero bits of every block hash."
+        ),
+    ] = 16,
 ) -> None:
     """Start N local nodes sharing one genesis; print their URLs (Ctrl-C stops them)."""
     from ehrchain.node.network import network_up
 
     network = network_up(
-        data_dir, nodes, consensus, base_port, chain_id=chain_id, say=console.print
+        data_dir,
+        nodes,
+        consensus,
+        base_port,
+        chain_id=chain_id,
+        say=console.print,
+        pow_target_bits=pow_target,
     )
     console.print(f"[green]{len(network.urls)} nodes[/green] of chain {network.chain_id}:")
     for address, url in zip(network.addresses, network.urls, strict=True):

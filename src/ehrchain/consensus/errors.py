@@ -3,6 +3,7 @@
 ConsensusError
 ├── InvalidCertificate   a commit certificate that does not prove the block final
 ├── NotAValidator        an address outside the validator set asked to act as one
+├── InsufficientWork     a proof-of-work header that misses the chain's target
 └── InvalidLimits        sealing limits that cannot work (e.g. max_txs of 0)
 """
 
@@ -17,6 +18,10 @@ class InvalidCertificate(ConsensusError):
 
 class NotAValidator(ConsensusError):
     """The address is not (or not this node's) validator for the block at hand."""
+
+
+class InsufficientWork(ConsensusError):
+    """The header claims another target than the chain's, or its hash does not meet it."""
 
 
 class InvalidLimits(ConsensusError):

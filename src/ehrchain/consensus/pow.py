@@ -16,8 +16,8 @@ from dataclasses import replace
 from typing import Final
 
 from ehrchain.consensus.certificate import check_certificate, make_certificate, sign_vote
-from ehrchain.consensus.errors import ConsensusError, NotAValidator
-from ehrchain.core.block import Block, BlockHeader
+from ehrchain.consensus.errors import ConsensusError, InsufficientWork, NotAValidator
+from ehrchain.core.block import Block, BlockHeader, CommitCertificate
 from ehrchain.core.types import Address, BlockHash
 from ehrchain.crypto.signing import SigningKey
 
@@ -49,6 +49,21 @@ def mine(header: BlockHeader, target: int, start_nonce: int, max_iters: int) -> 
         if meets_target(candidate.hash, target):
             return candidate
     return None
+
+
+def check_work(header: BlockHeader, target: int) -> None:
+    """Raise InsufficientWork unless the header claims the chain's fixed ``target`` and meets it.
+
+    A header may not pick its own target: an easier one would be less work, a
+    harder one would buy a single block the weight of many.
+    """
+    if header.target != target:
+        raise InsufficientWork(f"block target {header.target} is not the chain's {target}")
+    if not meets_target(header.hash, target):
+        raise InsufficientWork(
+            f"header hash does not meet its target: {leading_zero_bits(header.hash)} "
+            f"leading zero bits, {target} needed"
+        )
 
 
 def block_work(target_bits: int) -> int:
@@ -109,15 +124,22 @@ def seal(block: Block, key: SigningKey, proposer: Address) -> Block:
 
 
 def check_seal(block: Block, validators: Mapping[Address, bytes]) -> None:
-    """Raise unless the block's proposer is a validator and signed the mined header.
+    """Raise unless the block's proposer is a validator and signed the mined header."""
+    check_header_seal(block.header, block.certificate, validators)
+
+
+def check_header_seal(
+    header: BlockHeader, cert: CommitCertificate, validators: Mapping[Address, bytes]
+) -> None:
+    """``check_seal`` for a header and its certificate.
 
     The certificate is checked against the proposer alone (a set of one, whose
     quorum is one vote), so a block carries exactly its miner's seal.
     """
-    proposer = block.header.proposer
+    proposer = header.proposer
     if proposer not in validators:
-        raise NotAValidator(f"block {block.header.height} sealed by {proposer}, not a validator")
-    check_certificate(block.header, block.certificate, {proposer: validators[proposer]})
+        raise NotAValidator(f"block {header.height} sealed by {proposer}, not a validator")
+    check_certificate(header, cert, {proposer: validators[proposer]})
 
 
 def seal_error(block: Block, validators: Mapping[Address, bytes]) -> str | None:

@@ -14,13 +14,14 @@ deep is no longer followed, which bounds both memory and reorganisations.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from ehrchain.consensus.bft_types import ScheduleTimeout, ValidatorSetAt
+from ehrchain.consensus.errors import InsufficientWork
 from ehrchain.consensus.messages import Start, Tick
-from ehrchain.consensus.pow import best_tip, block_work, meets_target, reorg_plan, seal_error
+from ehrchain.consensus.pow import best_tip, block_work, check_work, reorg_plan, seal_error
 from ehrchain.core.block import Block, check_body
 from ehrchain.core.errors import InvalidBlock
 from ehrchain.core.types import Address, BlockHash, ChainId, TxId
@@ -132,6 +133,24 @@ def initial_state(genesis: BlockHash, genesis_height: int = 0) -> PowState:
     return PowState(genesis, genesis_height, genesis, work=MappingProxyType({genesis: 0}))
 
 
+def state_from_chain(root: BlockHash, root_height: int, chain: Sequence[Block]) -> PowState:
+    """The tree of a node restarting on its committed chain: ``chain`` above ``root``, tip last.
+
+    The blocks are trusted (they were verified when committed), so they are not
+    checked again; each must name the one before it (the first names ``root``).
+    """
+    blocks: dict[BlockHash, Block] = {}
+    work = {root: 0}
+    parent = root
+    for block in chain:
+        if block.header.prev_hash != parent:
+            raise ValueError(f"block {block.header.height} does not extend the chain before it")
+        blocks[block.hash] = block
+        work[block.hash] = work[parent] + block_work(block.header.target)
+        parent = block.hash
+    return PowState(root, root_height, parent, MappingProxyType(blocks), MappingProxyType(work))
+
+
 def parent_of(state: PowState, block_hash: BlockHash) -> BlockHash | None:
     if block_hash == state.root or block_hash not in state.blocks:
         return None
@@ -169,13 +188,10 @@ def block_error(block: Block, ctx: PowContext) -> str | None:
     header = block.header
     if header.chain_id != ctx.chain_id:
         return f"block is for chain {header.chain_id!r}"
-    if header.target != ctx.target:
-        return f"block target {header.target} is not the chain's {ctx.target}"
-    if not meets_target(block.hash, header.target):
-        return "header hash does not meet its target"
     try:
+        check_work(header, ctx.target)
         check_body(block)
-    except InvalidBlock as exc:
+    except (InsufficientWork, InvalidBlock) as exc:
         return str(exc)
     return seal_error(block, ctx.validator_set_at(header.height))
 

@@ -4,6 +4,11 @@ Every other account is created by transactions, so these are the only accounts
 that exist without one. A validator may be the consortium admin itself (the
 embedded single-node default); its account then keeps the admin role and it
 is listed in ``validators``.
+
+A proof-of-work chain also fixes its difficulty here (``pow_target_bits``): it
+is part of the genesis state, so it is committed to by the genesis block's hash
+and two chains that differ only in difficulty never accept each other's blocks.
+Other chains leave it out, and their genesis files and blocks are unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +19,15 @@ from typing import Any
 
 from ehrchain.ehr import fields
 from ehrchain.ehr.errors import InvalidGenesis, MalformedPayload
-from ehrchain.ehr.state import VALIDATORS_KEY, Changes, acct_key, nonce_key, signer_key, state_root
+from ehrchain.ehr.state import (
+    POW_TARGET_KEY,
+    VALIDATORS_KEY,
+    Changes,
+    acct_key,
+    nonce_key,
+    signer_key,
+    state_root,
+)
 from ehrchain.ehr.values import ROLE_CONSORTIUM_ADMIN, ROLE_VALIDATOR, Account
 
 __all__ = [
@@ -28,6 +41,9 @@ __all__ = [
 GenesisAccount = tuple[str, bytes, bytes]
 """(address, signing public key, encryption public key)."""
 
+MAX_POW_TARGET_BITS = 64
+"""A harder target would take centuries to mine: surely a mistake in the file."""
+
 
 @dataclass(frozen=True, slots=True)
 class GenesisConfig:
@@ -37,19 +53,20 @@ class GenesisConfig:
     timestamp_ms: int
     consortium_admin: GenesisAccount
     validators: tuple[GenesisAccount, ...]
+    pow_target_bits: int | None = None
+    """Proof-of-work difficulty (leading zero bits of every block hash); None: not a PoW chain."""
 
     def to_json(self) -> str:
         """The genesis file: keys in hex."""
-        return json.dumps(
-            {
-                "chain_id": self.chain_id,
-                "timestamp_ms": self.timestamp_ms,
-                "consortium_admin": _account_json(self.consortium_admin),
-                "validators": [_account_json(v) for v in self.validators],
-            },
-            indent=2,
-            sort_keys=True,
-        )
+        data: dict[str, object] = {
+            "chain_id": self.chain_id,
+            "timestamp_ms": self.timestamp_ms,
+            "consortium_admin": _account_json(self.consortium_admin),
+            "validators": [_account_json(v) for v in self.validators],
+        }
+        if self.pow_target_bits is not None:
+            data["pow_target_bits"] = self.pow_target_bits
+        return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> GenesisConfig:
@@ -61,6 +78,7 @@ class GenesisConfig:
                 timestamp_ms=data["timestamp_ms"],
                 consortium_admin=_account_from_json(data["consortium_admin"]),
                 validators=tuple(_account_from_json(v) for v in data["validators"]),
+                pow_target_bits=data.get("pow_target_bits"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidGenesis(f"genesis file is malformed: {exc.__class__.__name__}") from exc
@@ -116,6 +134,11 @@ def check_config(config: GenesisConfig) -> None:
     for validator in config.validators:
         if validator[0] == config.consortium_admin[0] and validator != config.consortium_admin:
             raise InvalidGenesis("the admin is listed as a validator with other keys")
+    bits = config.pow_target_bits
+    if bits is not None and (
+        isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_POW_TARGET_BITS
+    ):
+        raise InvalidGenesis(f"pow_target_bits must be an integer from 1 to {MAX_POW_TARGET_BITS}")
 
 
 def genesis_writes(config: GenesisConfig) -> dict[str, bytes]:
@@ -128,6 +151,8 @@ def genesis_writes(config: GenesisConfig) -> dict[str, bytes]:
         if address != admin:
             _seed(out, address, Account(ROLE_VALIDATOR, signing_key, encryption_key, ""))
     out.put(VALIDATORS_KEY, tuple((v[0], v[1]) for v in config.validators))
+    if config.pow_target_bits is not None:
+        out.put(POW_TARGET_KEY, config.pow_target_bits)
     return out.writes
 
 

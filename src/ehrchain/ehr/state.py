@@ -41,6 +41,7 @@ from ehrchain.ehr.values import (
 )
 
 __all__ = [
+    "POW_TARGET_KEY",
     "STATE_DOMAIN",
     "VALIDATORS_KEY",
     "BatchStateReader",
@@ -77,6 +78,8 @@ __all__ = [
 
 STATE_DOMAIN: Final = "ehrchain/state/v1"
 VALIDATORS_KEY: Final = "validators"
+POW_TARGET_KEY: Final = "pow_target_bits"
+"""Set at genesis on proof-of-work chains only; no transaction writes it."""
 
 T = TypeVar("T")
 _MISSING: Final = object()

@@ -16,8 +16,14 @@ ZERO_ROOT = bytes(32)
 
 
 def genesis_config(
-    chain_id: str, admin: Identity, validators: Sequence[Identity], timestamp_ms: int
+    chain_id: str,
+    admin: Identity,
+    validators: Sequence[Identity],
+    timestamp_ms: int,
+    *,
+    pow_target_bits: int | None = None,
 ) -> GenesisConfig:
+    """The genesis of a chain; ``pow_target_bits`` makes it a proof-of-work chain."""
     return GenesisConfig(
         chain_id=chain_id,
         timestamp_ms=timestamp_ms,
@@ -29,6 +35,7 @@ def genesis_config(
         validators=tuple(
             (v.address, v.signing.public_key, v.encryption.public_key) for v in validators
         ),
+        pow_target_bits=pow_target_bits,
     )
 
 

@@ -13,7 +13,9 @@ layout once, in ``DIR``:
 and then starts one process per node, admits the nodes that are not
 validators (the embedded engine has one validator; every other node is a
 follower, admitted on-chain as its hospital's node) and registers every node
-with the first, which makes them sync and find each other.
+with the first, which makes them sync and find each other. Under ``bft`` and
+``pow`` every node is a genesis validator (under ``pow``: a miner, at the
+difficulty the genesis fixes).
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ __all__ = [
     "rebuild_data_dir",
 ]
 
-CONSENSUS_CHOICES: Final = ("solo", "bft")
-"""``pow`` has its pure protocol (consensus/pow*.py) but no node driver yet."""
+CONSENSUS_CHOICES: Final = ("solo", "bft", "pow")
+DEFAULT_POW_TARGET_BITS: Final = 16
+"""About a second of hashing per block on one core: visible, not tedious."""
 MANIFEST: Final = "network.json"
 PASSWORD_FILE: Final = "node.password"  # noqa: S105 (a file name, not a secret)
 Say = Callable[[str], None]
@@ -148,6 +151,7 @@ def network_up(
     start_timeout_s: float = 60.0,
     node_settings: Mapping[str, Any] | None = None,
     net_for: Callable[[int], NetworkSettings] | None = None,
+    pow_target_bits: int = DEFAULT_POW_TARGET_BITS,
 ) -> Network:
     """Create (first time) and start ``nodes`` local node processes; return them running.
 
@@ -155,14 +159,26 @@ def network_up(
     ignores ``node_settings``, which only shape new data directories). Every
     node is registered with node-0 and has caught up to the same head before
     this returns. ``net_for(i)`` gives node i's ``[network]`` settings when the
-    layout is first made (default: none, so the built-in defaults).
+    layout is first made (default: none, so the built-in defaults);
+    ``pow_target_bits`` is the difficulty a new ``pow`` chain's genesis fixes.
     """
     if consensus not in CONSENSUS_CHOICES:
         raise ValueError(f"consensus must be one of {', '.join(CONSENSUS_CHOICES)}")
     manifest = root / MANIFEST
     if not manifest.exists():
+        target = pow_target_bits if consensus == "pow" else None
         _create(
-            root, nodes, consensus, base_port, chain_id, password, kdf, say, node_settings, net_for
+            root,
+            nodes,
+            consensus,
+            base_port,
+            chain_id,
+            password,
+            kdf,
+            say,
+            target,
+            node_settings,
+            net_for,
         )
     info = json.loads(manifest.read_text())
     password = password or _password(root)
@@ -201,7 +217,8 @@ def _create(
     password: str | None,
     kdf: KdfParams,
     say: Say,
-    node_settings: Mapping[str, Any] | None,
+    pow_target_bits: int | None,
+    node_settings: Mapping[str, Any] | None = None,
     net_for: Callable[[int], NetworkSettings] | None = None,
 ) -> None:
     if nodes < 1:
@@ -216,7 +233,9 @@ def _create(
     save_identity(root / ADMIN_KEY_FILE, admin, password, kdf)
     identities = [new_identity(f"node-{i}", "") for i in range(nodes)]
     validators = identities[:1] if consensus == "solo" else identities
-    config = genesis_config(chain_id, admin, validators, time.time_ns() // 1_000_000)
+    config = genesis_config(
+        chain_id, admin, validators, time.time_ns() // 1_000_000, pow_target_bits=pow_target_bits
+    )
     genesis_json = config.to_json()
     (root / settings_mod.GENESIS_FILE).write_text(genesis_json)
     pw_path = root / PASSWORD_FILE

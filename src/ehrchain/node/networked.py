@@ -9,7 +9,10 @@ changes how a transaction is admitted or a block verified. Around them it:
   signed read needs if it has not arrived yet;
 - seals on its own only under the embedded engine (``solo``) and only as the
   only validator: a follower (or a validator of a larger set) can never
-  finalise a block with its own vote; under ``bft`` the driver decides blocks.
+  finalise a block with its own vote; under ``bft`` the driver decides blocks;
+- under ``pow``, hands every block it is given (``/add_block``, catch-up) to the
+  fork choice (``node.pow_driver``), which commits through ``commit_block``
+  only the blocks of the chain with the most work.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ from ehrchain.node.service import NodeService
 from ehrchain.node.sync import record_cids
 from ehrchain.storage.ledger import ChainHead
 
-__all__ = ["SOLO", "Links", "NetworkedService"]
+__all__ = ["SOLO", "ForkChoice", "Links", "NetworkedService"]
 
 SOLO: Final = "solo"
+POW: Final = "pow"
+MINE_WAIT_S: Final = 30.0
+"""How long ``/mine`` under proof of work waits for the pending transactions to be mined."""
 
 
 class Links(Protocol):
@@ -44,16 +50,28 @@ class Links(Protocol):
     def register_with(self, url: str) -> dict[str, Any]: ...
 
 
+class ForkChoice(Protocol):
+    """What decides which received blocks join the chain (``node.pow_driver.PowDriver``)."""
+
+    def receive_block(self, data: bytes) -> ChainHead: ...
+    def mine_now(self, timeout_s: float) -> blockmod.Block | None: ...
+
+
 class NetworkedService(NodeService):
     """A ``NodeService`` that tells its ``Links`` what happened (see module doc)."""
 
     links: Links | None = None
+    fork_choice: ForkChoice | None = None
     _alone: tuple[BlockHash, bool] | None = None
 
     def attach(self, links: Links) -> None:
         self.links = links
         for url in links.peer_urls():
             super().register_node(url)
+
+    def follow(self, fork_choice: ForkChoice) -> None:
+        """Route received blocks through ``fork_choice`` (proof of work)."""
+        self.fork_choice = fork_choice
 
     def seals_alone(self) -> bool:
         """Cached per head: the validator set changes only with a block."""
@@ -81,6 +99,13 @@ class NetworkedService(NodeService):
     ) -> list[tuple[bytes | None, Exception | None]]:
         """Admit transactions a peer forwarded; not forwarded again (peers are a full mesh)."""
         return super().submit_many(items)
+
+    def readmit(self, txs: Sequence[txmod.Transaction]) -> list[txmod.Transaction]:
+        """Displaced transactions back in the pool are offered to the peers too (gossip
+        sends each one once, so only those this node alone had go out)."""
+        admitted = super().readmit(txs)
+        self._forward([t.to_bytes() for t in admitted])
+        return admitted
 
     def read(self, data: bytes) -> dict[str, Any]:
         self._fetch_read_blob(data)
@@ -128,6 +153,10 @@ class NetworkedService(NodeService):
         return block
 
     def mine(self) -> blockmod.Block | None:
+        if self.settings.consensus == POW and self.fork_choice is not None:
+            if not self.is_validator():
+                raise Rejected("not_a_validator", "only validator nodes mine blocks")
+            return self.fork_choice.mine_now(MINE_WAIT_S)
         if self.settings.consensus != SOLO:
             raise Rejected(
                 "not_authorised",
@@ -145,6 +174,14 @@ class NetworkedService(NodeService):
         return block
 
     def add_block(self, data: bytes) -> ChainHead:
+        """A block from a peer or catch-up: to the fork choice when there is one."""
+        if self.fork_choice is not None:
+            return self.fork_choice.receive_block(data)
+        return self.commit_block(data)
+
+    def commit_block(self, data: bytes) -> ChainHead:
+        """Verify and commit a block that extends the head (``NodeService.add_block``),
+        fetching the blobs it names first."""
         block = self._prefetch(data)
         head = super().add_block(data)
         if block is not None and self.links is not None:

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
+from ehrchain.consensus.pow_engine import PowEngine
 from ehrchain.core import block as blockmod
 from ehrchain.crypto.keystore import Identity
 from ehrchain.node.bft_driver import BftDriver
 from ehrchain.node.errors import Rejected, Unavailable
 from ehrchain.node.gossip import Gossip
-from ehrchain.node.networked import SOLO, NetworkedService
+from ehrchain.node.networked import POW, SOLO, NetworkedService
 from ehrchain.node.peer_client import ClientPool, PeerClient, PeerError
 from ehrchain.node.peers import PEERS_FILE, PeerSet, RequestChecker, normalise_url
+from ehrchain.node.pow_driver import PowDriver
+from ehrchain.node.pow_sync import catch_up_by_work
 from ehrchain.node.service import wall_clock_ms
 from ehrchain.node.settings import CONFIG_FILE, Settings
 from ehrchain.node.sync import BlobFetcher, Syncer, SyncError, catch_up, record_cids
@@ -107,30 +111,42 @@ class P2P:
         )
         self.fetcher = BlobFetcher(service.blobs, self._peer_clients, settings.max_blob_bytes)
         self.gossip = Gossip(self.peers.urls, self.clients)
+        self.checker = RequestChecker(settings.chain_id, service.peer_key, wall_clock_ms)
+        self.driver: BftDriver | None = None
+        self.pow: PowDriver | None = None
+        if settings.consensus == "bft":
+            self.driver = BftDriver(service, identity, self.gossip)
+        elif settings.consensus == POW:
+            engine = service.engine
+            if not isinstance(engine, PowEngine):
+                raise ValueError("consensus pow needs the proof-of-work engine")
+            self.pow = PowDriver(service, identity, self.gossip, self._peer_clients, engine.target)
+            service.follow(self.pow)
+        elif settings.consensus != SOLO:
+            raise ValueError(f"consensus {settings.consensus!r} is not available on nodes")
         self.syncer = Syncer(
             service,
             self._peer_clients,
             self.fetcher,
             interval_s=net.sync_interval_ms / 1000,
             pending_max_age_ms=net.pending_max_age_ms,
-            can_seal=service.seals_alone,
+            can_seal=service.is_validator if self.pow is not None else service.seals_alone,
+            follow=self._catch_up,
         )
-        self.checker = RequestChecker(settings.chain_id, service.peer_key, wall_clock_ms)
-        self.driver: BftDriver | None = None
-        if settings.consensus == "bft":
-            self.driver = BftDriver(service, identity, self.gossip)
-        elif settings.consensus != SOLO:
-            raise ValueError(f"consensus {settings.consensus!r} is not available on nodes yet")
         service.attach(self)
 
     def start(self) -> None:
         self.syncer.start()
         if self.driver is not None:
             self.driver.start()
+        if self.pow is not None:
+            self.pow.start()
 
     def stop(self) -> None:
         if self.driver is not None:
             self.driver.stop()
+        if self.pow is not None:
+            self.pow.stop()
         self.syncer.stop()
         self.gossip.stop()
         self.clients.close()
@@ -138,12 +154,20 @@ class P2P:
     def _peer_clients(self) -> list[PeerClient]:
         return self.clients.all(self.peers.urls())
 
+    def _catch_up(self, client: PeerClient, stop: threading.Event | None) -> int:
+        """Blocks from one peer: through the fork choice under proof of work, else in order."""
+        if self.pow is not None:
+            return catch_up_by_work(self.pow, self.service, client, stop)
+        return catch_up(self.service, client, self.fetcher, stop)
+
     # -- Links (called by NetworkedService) --------------------------------------
 
     def admitted(self, items: Sequence[bytes]) -> None:
         self.gossip.txs(items)
         if self.driver is not None:
             self.driver.poke()
+        if self.pow is not None:
+            self.pow.miner.poke()
 
     def committed(self, block: blockmod.Block, sealed_here: bool) -> None:
         if sealed_here:
@@ -188,7 +212,7 @@ class P2P:
                     continue
                 self.service.register_node(other)
         try:
-            synced = catch_up(self.service, client, self.fetcher)
+            synced = self._catch_up(client, None)
         except SyncError as exc:
             raise Rejected("invalid_block", f"sync from {url} failed: {exc}") from None
         except PeerError as exc:

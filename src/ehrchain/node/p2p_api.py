@@ -32,6 +32,7 @@ from ehrchain.node.errors import PayloadTooLarge
 from ehrchain.node.networked import NetworkedService
 from ehrchain.node.p2p import P2P, NetworkSettings, load_network_settings
 from ehrchain.node.peers import PEER_HEADER, PeerRefused, RequestChecker
+from ehrchain.node.pow_driver import pow_router
 
 __all__ = [
     "PROTECTED_PATHS",
@@ -209,6 +210,7 @@ def mount_network(
     p2p = P2P(service, identity, net)
     app.include_router(p2p_router(service))
     app.include_router(consensus_router(lambda: p2p.driver))
+    app.include_router(pow_router(lambda: p2p.pow))
     app.add_middleware(
         PeerAuthMiddleware, checker=p2p.checker, max_body_bytes=service.settings.max_body_bytes
     )

@@ -109,9 +109,18 @@ class PeerClient:
         """The peer's /v1/status: chain id, height, head hash, validators, peers."""
         return dict(self.request("GET", "/v1/status").json())
 
+    def ancestors(self, block_hash: bytes) -> list[bytes]:
+        """Proof of work: the block with this hash and some of its ancestors, newest first,
+        from the peer's block tree (empty if it does not hold that block)."""
+        answer = self.request("GET", f"/consensus/blocks/{block_hash.hex()}")
+        return self._block_list(answer)
+
     def blocks(self, start: int, limit: int) -> list[bytes]:
         """Up to ``limit`` canonical block encodings from height ``start``, oldest first."""
         answer = self.request("GET", "/p2p/blocks", params={"start": start, "limit": limit})
+        return self._block_list(answer)
+
+    def _block_list(self, answer: httpx.Response) -> list[bytes]:
         try:
             items = encoding.decode(answer.content)
         except CoreError:

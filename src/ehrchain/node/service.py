@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -569,6 +570,51 @@ class NodeService:
             if block.header.proposer not in self._validators():
                 raise Rejected("not_a_validator", "block proposer is not a validator")
             self._execute_checked(block, head)
+
+    # -- reorganisation (proof of work) --------------------------------------
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the writer lock across several calls, so that a reorganisation (roll
+        back, apply the new branch, readmit) is one step to every other caller."""
+        with self._lock:
+            yield
+
+    def roll_back_to(self, height: int) -> tuple[list[blockmod.Block], list[txmod.Transaction]]:
+        """Undo every block above ``height``; the undone blocks (newest first) and the
+        transactions that were pending, which leave the pool: they were admitted
+        against the state being undone. The caller readmits what still applies."""
+        with self._lock:
+            removed = self.ledger.rollback_to(height)
+            pending = self._pool.page(0, len(self._pool))
+            self._pool.remove(pending)
+            self._head = self._load_head()
+            self._open = None
+            self._pool.rebuild(self._context())
+            self._committed.notify_all()
+            return removed, pending
+
+    def readmit(self, txs: Sequence[txmod.Transaction]) -> list[txmod.Transaction]:
+        """Admit again, in order, transactions a reorganisation displaced; those already
+        committed or pending, or that no longer apply, are left out. Returns the admitted."""
+        admitted: list[txmod.Transaction] = []
+        with self._lock:
+            for tx in txs:
+                if self._pool.contains(tx.tx_id) or self.ledger.tx(tx.tx_id) is not None:
+                    continue
+                try:
+                    self._admit(tx)
+                except (EhrError, Rejected):
+                    continue
+                admitted.append(tx)
+        return admitted
+
+    def pending_ids(self) -> list[bytes]:
+        with self._lock:
+            return [t.tx_id for t in self._pool.page(0, len(self._pool))]
+
+    def is_validator(self) -> bool:
+        return self.node_address in self._validators()
 
     def wait_for_height(self, height: int, timeout_s: float) -> ChainHead:
         """The head once it reaches ``height``, or the head when the timeout passes."""

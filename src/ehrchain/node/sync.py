@@ -253,7 +253,9 @@ class Syncer:
     Runs a round at start (a node that was down catches up on restart), then
     every ``interval_s`` or when nudged. Each round also retries blobs no
     peer could supply before and, on a node that cannot seal, drops pending
-    transactions that no block took within ``pending_max_age_ms``.
+    transactions that no block took within ``pending_max_age_ms``. How one peer
+    is caught up from is ``follow`` (default ``catch_up``; proof of work gives
+    the fork choice's).
     """
 
     def __init__(
@@ -265,8 +267,10 @@ class Syncer:
         interval_s: float = 2.0,
         pending_max_age_ms: int = 60_000,
         can_seal: Callable[[], bool] = lambda: False,
+        follow: Callable[[PeerClient, threading.Event], int] | None = None,
     ) -> None:
         self._service = service
+        self._follow = follow or (lambda client, stop: catch_up(service, client, fetcher, stop))
         self._clients = clients
         self._fetcher = fetcher
         self._interval_s = interval_s
@@ -314,7 +318,7 @@ class Syncer:
             if self._stop.is_set():
                 break
             try:
-                added += catch_up(self._service, client, self._fetcher, self._stop)
+                added += self._follow(client, self._stop)
             except (PeerError, SyncError) as exc:
                 logger.info(
                     "catch-up from a peer failed", extra={"peer": client.url, "why": str(exc)}

@@ -4,7 +4,9 @@ The verifier walks the stored chain and, for each block, in order:
 1. decodes the stored header and checks it links to the previous block's hash;
 2. decodes every transaction and verifies its signature;
 3. recomputes the size and Merkle root and compares them with the header;
-4. checks the commit certificate against the validator set of the replayed state;
+4. checks the commit certificate against the validator set of the replayed state
+   (on a proof-of-work chain: the chain's target is met and the miner, a
+   validator, sealed the block);
 5. re-executes every transaction on a scratch replica and compares the state root.
 Then it compares the replica's state with the stored state table row by row,
 checks that the blob of every version the chain records is stored, and checks
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ehrchain.consensus.certificate import check_certificate
+from ehrchain.consensus.errors import ConsensusError
+from ehrchain.consensus.pow import check_header_seal, check_work
 from ehrchain.consensus.wire import evidence_check
 from ehrchain.core import block as blockmod
 from ehrchain.core import encoding
@@ -111,14 +115,18 @@ def _verify_chain(
         if not rows:
             raise Tampered(f"block {height} is missing")
         for raw in rows:
-            prev_hash = _verify_block(raw, prev_hash, replica, counts)
+            prev_hash = _verify_block(raw, prev_hash, replica, counts, config.pow_target_bits)
             height += 1
             counts["blocks"] += 1
         progress("blocks", height - 1, head.height)
 
 
 def _verify_block(
-    raw: RawBlock, prev_hash: bytes, replica: Ledger, counts: dict[str, int]
+    raw: RawBlock,
+    prev_hash: bytes,
+    replica: Ledger,
+    counts: dict[str, int],
+    pow_target: int | None,
 ) -> bytes:
     where = f"block {raw.height}"
     try:
@@ -133,13 +141,7 @@ def _verify_block(
     counts["txs"] += len(txs)
     if blockmod.tx_list_size(txs) != header.size or blockmod.tx_root(txs) != header.tx_root:
         raise Tampered(f"{where}: transactions do not match the header's size or Merkle root")
-    try:
-        cert = blockmod.CommitCertificate.from_fields(encoding.decode(raw.certificate))
-        check_certificate(header, cert, _validators(replica))
-    except (CoreError, CryptoError, Exception) as exc:
-        if isinstance(exc, Tampered):
-            raise
-        raise Tampered(f"{where}: commit certificate invalid ({exc})") from exc
+    cert = _verify_finality(where, header, raw.certificate, replica, pow_target)
     ctx = BlockContext(
         header.chain_id, header.height, header.timestamp_ms, header.proposer, evidence_check
     )
@@ -153,6 +155,30 @@ def _verify_block(
         raise Tampered(f"{where}: state root does not match the re-executed transactions")
     replica.commit_block(blockmod.Block(header, txs, cert), result.writes, [])
     return header.hash
+
+
+def _verify_finality(
+    where: str,
+    header: blockmod.BlockHeader,
+    raw_certificate: bytes,
+    replica: Ledger,
+    pow_target: int | None,
+) -> blockmod.CommitCertificate:
+    """A quorum certificate (solo, BFT), or work and the miner's seal (proof of work)."""
+    if pow_target is not None:
+        try:
+            check_work(header, pow_target)
+        except ConsensusError as exc:
+            raise Tampered(f"{where}: proof of work invalid ({exc})") from exc
+    try:
+        cert = blockmod.CommitCertificate.from_fields(encoding.decode(raw_certificate))
+        if pow_target is not None:
+            check_header_seal(header, cert, _validators(replica))
+        else:
+            check_certificate(header, cert, _validators(replica))
+    except Exception as exc:  # tampered bytes may fail in any way: report, never crash
+        raise Tampered(f"{where}: commit certificate invalid ({exc})") from exc
+    return cert
 
 
 def _verify_tx(where: str, index: int, data: bytes, chain_id: str) -> txmod.Transaction:

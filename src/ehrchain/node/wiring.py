@@ -6,11 +6,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ehrchain.consensus.base import SealingLimits
+from ehrchain.consensus.base import Engine, SealingLimits
+from ehrchain.consensus.pow_engine import NAME as POW
+from ehrchain.consensus.pow_engine import PowEngine
 from ehrchain.consensus.solo import SoloEngine
 from ehrchain.core import encoding
 from ehrchain.core.types import Address
 from ehrchain.crypto.keystore import Identity
+from ehrchain.ehr.genesis import GenesisConfig
 from ehrchain.node.errors import Rejected
 from ehrchain.node.networked import NetworkedService
 from ehrchain.node.service import NodeService
@@ -32,6 +35,28 @@ def validator_keys(ledger: Ledger) -> Callable[[], dict[Address, bytes]]:
     return current
 
 
+def make_engine(settings: Settings, config: GenesisConfig, identity: Identity) -> Engine:
+    """The engine ``settings.consensus`` names, refused if the chain's genesis disagrees.
+
+    Whether a chain is proof of work is fixed by its genesis (``pow_target_bits``),
+    so a node cannot run another engine on it, nor ``pow`` on a chain without one.
+    """
+    limits = SealingLimits(
+        max_txs=settings.max_block_txs,
+        max_bytes=settings.max_block_bytes,
+        max_wait_ms=settings.max_wait_ms,
+    )
+    address = Address(identity.address)
+    target = config.pow_target_bits
+    if settings.consensus == POW:
+        if target is None:
+            raise Rejected("wrong_chain", "consensus pow, but genesis.json has no pow_target_bits")
+        return PowEngine(identity.signing, address, limits, target)
+    if target is not None:
+        raise Rejected("wrong_chain", 'a proof-of-work chain: set consensus = "pow" in node.toml')
+    return SoloEngine(identity.signing, address, limits)
+
+
 def open_service(settings: Settings) -> NetworkedService:
     """Open the data directory and build the node service (does not start threads)."""
     return open_node(settings)[0]
@@ -44,17 +69,12 @@ def open_node(settings: Settings) -> tuple[NetworkedService, Identity]:
     if stored is not None and stored.decode() != settings.chain_id:
         raise Rejected("wrong_chain", "data directory belongs to another chain")
     identity = load_node_identity(settings)
-    limits = SealingLimits(
-        max_txs=settings.max_block_txs,
-        max_bytes=settings.max_block_bytes,
-        max_wait_ms=settings.max_wait_ms,
-    )
-    engine = SoloEngine(identity.signing, Address(identity.address), limits)
+    config = GenesisConfig.from_json(settings.genesis_path.read_text())
     service = NetworkedService(
         settings,
         ledger,
         BlobStore(settings.blob_dir, durable=settings.durable),
-        engine,
+        make_engine(settings, config, identity),
         validator_keys(ledger),
         Address(identity.address),
     )
