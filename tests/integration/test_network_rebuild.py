@@ -65,8 +65,8 @@ def test_tampered_ledger_is_detected_and_rebuilt_from_a_peer(pair: Pair) -> None
 
     shown = ehrchain("network", "status", "--node", pair.a.url)
     assert shown.returncode == 0, shown.stderr
-    assert pair.a.url in shown.stdout
-    assert pair.b.url in shown.stdout
+    assert pair.a.url.removeprefix("http://") in shown.stdout
+    assert pair.b.url.removeprefix("http://") in shown.stdout
 
     refused = ehrchain("node", "rebuild", "--data-dir", str(pair.b.data_dir), "--from", pair.a.url)
     assert refused.returncode == 1, refused.stdout
