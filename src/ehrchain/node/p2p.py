@@ -110,7 +110,7 @@ class P2P:
             self.fetcher,
             interval_s=net.sync_interval_ms / 1000,
             pending_max_age_ms=net.pending_max_age_ms,
-            can_seal=service.seals_alone,
+            can_seal=self.proposes_blocks,
         )
         self.checker = RequestChecker(settings.chain_id, service.peer_key, wall_clock_ms)
         self.driver: BftDriver | None = None
@@ -131,6 +131,18 @@ class P2P:
         self.syncer.stop()
         self.gossip.stop()
         self.clients.close()
+
+    def proposes_blocks(self) -> bool:
+        """Whether this node's own pool reaches blocks without another node: the only
+        validator under ``solo``, or any validator under ``bft`` (it proposes in its turn).
+
+        Only a node that does not propose drops pending transactions no block took in
+        time (``Syncer``); a BFT validator that did so lost accepted transactions
+        whenever a load took longer than ``pending_max_age_ms`` to commit.
+        """
+        if self.service.seals_alone():
+            return True
+        return self.driver is not None and self.service.node_address in self.service.validator_set()
 
     def _peer_clients(self) -> list[PeerClient]:
         return self.clients.all(self.peers.urls())
