@@ -130,7 +130,7 @@ class P2P:
             self.fetcher,
             interval_s=net.sync_interval_ms / 1000,
             pending_max_age_ms=net.pending_max_age_ms,
-            can_seal=service.is_validator if self.pow is not None else service.seals_alone,
+            can_seal=self.proposes_blocks,
             follow=self._catch_up,
         )
         service.attach(self)
@@ -150,6 +150,21 @@ class P2P:
         self.syncer.stop()
         self.gossip.stop()
         self.clients.close()
+
+    def proposes_blocks(self) -> bool:
+        """Whether this node's own pool reaches blocks without another node: the only
+        validator under ``solo``, any validator under ``bft`` (it proposes in its turn)
+        or ``pow`` (it mines).
+
+        Only a node that does not propose drops pending transactions no block took in
+        time (``Syncer``); a BFT validator that did so lost accepted transactions
+        whenever a load took longer than ``pending_max_age_ms`` to commit.
+        """
+        if self.service.seals_alone():
+            return True
+        if self.pow is not None:
+            return self.service.is_validator()
+        return self.driver is not None and self.service.node_address in self.service.validator_set()
 
     def _peer_clients(self) -> list[PeerClient]:
         return self.clients.all(self.peers.urls())

@@ -10,11 +10,8 @@ accepted items without repeating the canonical-encoding and signature checks
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
-import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -30,18 +27,14 @@ Verdict = tuple[str, str] | None
 MIN_PARALLEL: Final = 256
 
 
-_PR_SET_PDEATHSIG: Final = 1
-
-
 def _die_with_parent(parent: int) -> None:
     """Worker initializer: never outlive the node, even if it is killed with SIGKILL.
 
-    On Linux the kernel delivers SIGKILL when the parent dies (PR_SET_PDEATHSIG);
-    a watchdog thread covers other systems and the race before prctl takes effect.
+    A watchdog thread exits within a second of the node process going away.
+    (Not PR_SET_PDEATHSIG: it fires when the *thread* that started the worker
+    exits, and the pool starts on a request thread that the server retires
+    when idle, which killed healthy workers and broke the pool for good.)
     """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
 
