@@ -58,6 +58,27 @@ def limits_reached(
     return now_ms - oldest_pending_ms >= limits.max_wait_ms
 
 
+def seal_due(
+    limits: SealingLimits,
+    pending_count: int,
+    pending_bytes: int,
+    oldest_pending_ms: int | None,
+    now_ms: int,
+    forced: bool,
+) -> bool:
+    """When a block-making engine (solo, pow) starts a block: when forced (``/mine``),
+    when the pool fills a block, or when its oldest transaction has waited.
+
+    Never for an empty pool, even when forced: a block without transactions
+    would record nothing, so ``/mine`` on an empty pool makes nothing.
+    """
+    if pending_count <= 0:
+        return False
+    if forced:
+        return True
+    return limits_reached(limits, pending_count, pending_bytes, oldest_pending_ms, now_ms)
+
+
 class Engine(Protocol):
     """What the node asks of consensus; one instance per node, immutable."""
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from ehrchain.consensus.base import SealingLimits, limits_reached
+from ehrchain.consensus.base import SealingLimits, seal_due
 from ehrchain.consensus.certificate import make_certificate, sign_vote
 from ehrchain.consensus.errors import NotAValidator
 from ehrchain.consensus.pow import SEAL_ROUND, check_header_seal, check_work
@@ -53,13 +53,10 @@ class PowEngine:
         now_ms: int,
         forced: bool,
     ) -> bool:
-        """Start mining a block when forced (``/mine``), when the pool fills one, or when
-        the oldest pending transaction has waited; never for an empty pool."""
-        if pending_count <= 0:
-            return False
-        if forced:
-            return True
-        return limits_reached(self.limits, pending_count, pending_bytes, oldest_pending_ms, now_ms)
+        """``base.seal_due``: forced, a full pool, or a waited one; never an empty pool."""
+        return seal_due(
+            self.limits, pending_count, pending_bytes, oldest_pending_ms, now_ms, forced
+        )
 
     def certify(self, header: BlockHeader) -> CommitCertificate:
         """Seal a header this node mined: its one vote at round 0 (``pow.seal``)."""

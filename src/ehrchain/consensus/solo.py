@@ -19,7 +19,7 @@ from ehrchain.consensus.base import (
     Outbox,
     Proposal,
     SealingLimits,
-    limits_reached,
+    seal_due,
 )
 from ehrchain.consensus.certificate import check_certificate, make_certificate, sign_vote
 from ehrchain.consensus.errors import NotAValidator
@@ -62,16 +62,10 @@ class SoloEngine:
         now_ms: int,
         forced: bool,
     ) -> bool:
-        """Seal when forced (``/mine``), when the pool fills a block, or when it has waited.
-
-        Never for an empty pool, even when forced: a block without transactions
-        would record nothing, so ``/mine`` on an empty pool seals nothing.
-        """
-        if pending_count <= 0:
-            return False
-        if forced:
-            return True
-        return limits_reached(self.limits, pending_count, pending_bytes, oldest_pending_ms, now_ms)
+        """``base.seal_due``: forced, a full pool, or a waited one; never an empty pool."""
+        return seal_due(
+            self.limits, pending_count, pending_bytes, oldest_pending_ms, now_ms, forced
+        )
 
     def certify(self, header: BlockHeader) -> CommitCertificate:
         """Sign this validator's vote for its own block: the n = 1 quorum.
