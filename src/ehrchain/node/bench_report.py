@@ -105,7 +105,8 @@ def plot(result: NetworkBenchResult, path: Path) -> None:
         _lines(axes[0][0], axes[0][1], [r.validators for r in rows], rows, f"blocks of {size:,}")
     for count in counts:
         rows = sorted((r for r in result.rows if r.validators == count), key=lambda r: r.block_txs)
-        _lines(axes[1][0], axes[1][1], [r.block_txs for r in rows], rows, f"{count} validators")
+        label = f"{count} validator{'' if count == 1 else 's'}"
+        _lines(axes[1][0], axes[1][1], [r.block_txs for r in rows], rows, label)
     for ax, by in ((axes[0][0], "validators"), (axes[1][0], "block size")):
         ax.set_title(f"Committed tx/s by {by} (dashed, x: same-run ceiling)", fontsize=10)
         ax.set_ylabel("tx/s")
