@@ -5,9 +5,10 @@ sees one event at a time: messages from peers (``POST /consensus/message``,
 signed as node requests like every node-to-node call), timers it asked for,
 and ``Start``. Its outputs are carried out in order: broadcasts go through the
 gossip lanes' priority queue, timers into a scheduler, a ``Decide`` commits the
-block with its certificate through ``NodeService.add_block`` (so a decided
-block gets the same full verification as any other), and evidence of a
-double-sign goes on chain as a ``validator.evidence`` transaction.
+block with its certificate through ``commit_decoded`` (``add_block`` without a
+second decode: the same verification as any other block, reusing the result
+of checking the proposal), and evidence of a double-sign goes on chain as a
+``validator.evidence`` transaction.
 
 The application side (``ProposalSource``): a proposer packs the pending pool
 with ``propose_block``; every node validates a proposal with ``check_block``
@@ -356,7 +357,7 @@ class BftDriver:
             return
         final = blockmod.Block(block.header, block.txs, decided.certificate)
         try:
-            self._service.add_block(final.to_bytes())
+            self._service.commit_decoded(final)
         except Rejected:
             if self._service.head().height >= decided.height:
                 return  # catch-up committed it meanwhile

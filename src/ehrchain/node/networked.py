@@ -42,6 +42,7 @@ class Links(Protocol):
     """What the service asks of the network layer (``node.p2p.P2P``)."""
 
     def admitted(self, items: Sequence[bytes]) -> None: ...
+    def wake(self) -> None: ...
     def committed(self, block: blockmod.Block, sealed_here: bool) -> None: ...
     def blob_stored(self, data: bytes) -> None: ...
     def ensure_blobs(self, cids: Sequence[str]) -> None: ...
@@ -97,8 +98,12 @@ class NetworkedService(NodeService):
     def submit_from_peer(
         self, items: Sequence[bytes]
     ) -> list[tuple[bytes | None, Exception | None]]:
-        """Admit transactions a peer forwarded; not forwarded again (peers are a full mesh)."""
-        return super().submit_many(items)
+        """Admit transactions a peer forwarded; not forwarded again (peers are a full mesh).
+        The consensus driver is woken at once: the next block may be this node's."""
+        results = super().submit_many(items)
+        if self.links is not None and any(tx_id for tx_id, _ in results):
+            self.links.wake()
+        return results
 
     def readmit(self, txs: Sequence[txmod.Transaction]) -> list[txmod.Transaction]:
         """Displaced transactions back in the pool are offered to the peers too (gossip
@@ -182,23 +187,22 @@ class NetworkedService(NodeService):
     def commit_block(self, data: bytes) -> ChainHead:
         """Verify and commit a block that extends the head (``NodeService.add_block``),
         fetching the blobs it names first."""
-        block = self._prefetch(data)
-        head = super().add_block(data)
-        if block is not None and self.links is not None:
-            self.links.committed(block, False)
-        return head
-
-    def _prefetch(self, data: bytes) -> blockmod.Block | None:
-        """Fetch the blobs of a block that would extend the head, before it commits."""
         try:
             block = blockmod.block_from_bytes(data)
-        except CoreError:
-            return None  # add_block refuses it with the reason
+        except CoreError as exc:
+            raise Rejected("invalid_block", str(exc)) from exc
+        return self.commit_decoded(block)
+
+    def commit_decoded(self, block: blockmod.Block) -> ChainHead:
+        """``commit_block`` for a decoded block (a BFT decision: no second decode)."""
         head = self.head()
         extends = block.header.height == head.height + 1 and block.header.prev_hash == head.hash
         if extends and self.links is not None:
             self.links.ensure_blobs(record_cids(block))
-        return block
+        head = self.add_decoded(block)
+        if self.links is not None:
+            self.links.committed(block, False)
+        return head
 
     # -- peers -------------------------------------------------------------------
 

@@ -179,6 +179,10 @@ class P2P:
 
     def admitted(self, items: Sequence[bytes]) -> None:
         self.gossip.txs(items)
+        self.wake()
+
+    def wake(self) -> None:
+        """New pending transactions: a held BFT height or an idle miner may start."""
         if self.driver is not None:
             self.driver.poke()
         if self.pow is not None:

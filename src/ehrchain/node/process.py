@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -11,23 +12,30 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import httpx
 
 from ehrchain.node.settings import PASSWORD_ENV
 
+LOWEST_PORT: Final = 20_000
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago (see ``free_ports``)."""
+    return free_ports(1)
 
 
 def free_ports(count: int) -> int:
-    """A base port such that ``count`` consecutive loopback ports were free a moment ago."""
-    for _ in range(50):
-        base = free_port()
+    """A base port such that ``count`` consecutive loopback ports were free a moment ago.
+
+    Chosen below the kernel's ephemeral range, so that a node restarted on its
+    port does not find it taken as the source port of some outgoing connection
+    (with many short connections, a port from the ephemeral range often is).
+    """
+    high = _ephemeral_low() - count
+    for _ in range(200):
+        base = LOWEST_PORT + secrets.randbelow(max(1, high - LOWEST_PORT))
         sockets: list[socket.socket] = []
         try:
             for port in range(base, base + count):
@@ -41,6 +49,13 @@ def free_ports(count: int) -> int:
             for s in sockets:
                 s.close()
     raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 @dataclass

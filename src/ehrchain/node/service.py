@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from ehrchain.storage.blobs import BlobStore
 from ehrchain.storage.ledger import ChainHead, Ledger
 
 Clock = Callable[[], int]
+CHECKED_KEEP = 8
 
 
 def wall_clock_ms() -> int:
@@ -83,6 +85,8 @@ class NodeService:
         self._peers: list[str] = []
         self._head = self._load_head()
         self._open: BlockContext | None = None
+        self._checked: OrderedDict[bytes, tuple[bytes, BlockResult]] = OrderedDict()
+        """Block hash -> (parent hash, result) of blocks checked or proposed here."""
         self._workers: verifier.VerifierPool | None = None
         self.counters = {"tx_accepted": 0, "tx_rejected": 0, "blocks": 0, "reads": 0}
 
@@ -277,6 +281,10 @@ class NodeService:
             block = blockmod.block_from_bytes(data)
         except CoreError as exc:
             raise Rejected("invalid_block", str(exc)) from exc
+        return self.add_decoded(block)
+
+    def add_decoded(self, block: blockmod.Block) -> ChainHead:
+        """``add_block`` for a block already decoded (body checked against its header)."""
         with self._lock:
             head = self.head()
             self._check_link(block, head)
@@ -302,17 +310,33 @@ class NodeService:
 
     def _execute_checked(self, block: blockmod.Block, head: ChainHead) -> BlockResult:
         """Every signature verified and the transactions re-executed to the header's
-        state root; nothing is trusted from the block but its bytes."""
+        state root; nothing is trusted from the block but its bytes.
+
+        Done once per block and parent: a block this node proposed or already
+        checked (a BFT proposal, then the same block decided) reuses that result,
+        and a transaction in this node's pool had its signature checked on
+        admission (its id hashes the signed bytes).
+        """
         header = block.header
+        known = self._checked.get(header.hash)
+        if known is not None and known[0] == head.hash:
+            return known[1]
         for t in block.txs:
-            t.verify_signature()
+            if not self._pool.contains(t.tx_id):
+                t.verify_signature()
         ctx = BlockContext(
             self.chain_id, header.height, header.timestamp_ms, header.proposer, evidence_check
         )
         result = execute_block(self._reader, block.txs, ctx, prev_root=head.state_root)
         if result.state_root != header.state_root:
             raise Rejected("invalid_block", "state root does not match the transactions")
+        self._remember(header.hash, head.hash, result)
         return result
+
+    def _remember(self, block_hash: bytes, parent: bytes, result: BlockResult) -> None:
+        self._checked[block_hash] = (parent, result)
+        while len(self._checked) > CHECKED_KEEP:
+            self._checked.popitem(last=False)
 
     # -- queries -----------------------------------------------------------
 
@@ -553,9 +577,11 @@ class NodeService:
         with self._lock:
             if height != self.head().height + 1 or not len(self._pool):
                 return None
-            block, _, rejected = self._assemble()
+            block, result, rejected = self._assemble()
             if rejected:
                 self._drop(rejected)
+            if block is not None:
+                self._remember(block.hash, block.header.prev_hash, result)
             return block
 
     def check_block(self, block: blockmod.Block) -> None:
