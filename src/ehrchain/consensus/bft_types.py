@@ -51,9 +51,9 @@ class Timeouts:
     network is stable, some round is long enough for every honest node to hear
     every other (the partial-synchrony liveness argument)."""
 
-    propose_ms: int = 3000
-    prevote_ms: int = 1000
-    precommit_ms: int = 1000
+    propose_ms: int = 1000
+    prevote_ms: int = 500
+    precommit_ms: int = 500
     per_round_ms: int = 500
     commit_ms: int = 0
     tick_ms: int = 1000
