@@ -5,8 +5,7 @@ dead peer delays nobody else and cannot make the node's memory grow: when a
 lane is full its oldest item is dropped (the peer's own catch-up recovers
 blocks; a transaction it missed reaches a validator through another peer, or
 its sender resubmits). Broadcasting is idempotent: an item already sent is
-not queued again. Consensus messages take a separate queue with its own sender
-thread, so a vote never waits behind a batch of transactions in flight.
+not queued again. Consensus messages take a separate, higher-priority queue.
 """
 
 from __future__ import annotations
@@ -43,14 +42,8 @@ class _Lane:
         self._stop = False
         self.sent = 0
         self.dropped = 0
-        self._threads = [
-            threading.Thread(
-                target=self._run, args=(urgent,), name=f"gossip {client.url}", daemon=True
-            )
-            for urgent in (True, False)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._thread = threading.Thread(target=self._run, name=f"gossip {client.url}", daemon=True)
+        self._thread.start()
 
     def put(self, item: Item) -> None:
         queue = self._urgent if item[0] == CONSENSUS else self._items
@@ -58,25 +51,22 @@ class _Lane:
             if len(queue) == queue.maxlen:
                 self.dropped += 1
             queue.append(item)
-            self._ready.notify_all()
+            self._ready.notify()
 
     def stop(self) -> None:
         with self._ready:
             self._stop = True
-            self._ready.notify_all()
-        for thread in self._threads:
-            thread.join(timeout=5)
+            self._ready.notify()
+        self._thread.join(timeout=5)
 
-    def _next(self, urgent: bool) -> list[Item] | None:
-        """The next consensus message (``urgent``), else the next item or a run of
-        consecutive transactions as one batch."""
-        queue = self._urgent if urgent else self._items
+    def _next(self) -> list[Item] | None:
+        """The next item, or a run of consecutive transactions as one batch."""
         with self._ready:
-            while not self._stop and not queue:
+            while not self._stop and not self._urgent and not self._items:
                 self._ready.wait()
             if self._stop:
                 return None
-            if urgent:
+            if self._urgent:
                 return [self._urgent.popleft()]
             batch = [self._items.popleft()]
             while batch[0][0] == TX and self._items and self._items[0][0] == TX:
@@ -85,8 +75,8 @@ class _Lane:
                 batch.append(self._items.popleft())
             return batch
 
-    def _run(self, urgent: bool) -> None:
-        while (batch := self._next(urgent)) is not None:
+    def _run(self) -> None:
+        while (batch := self._next()) is not None:
             try:
                 self._send(batch)
                 self.sent += len(batch)
