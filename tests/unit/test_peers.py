@@ -71,6 +71,28 @@ def test_a_signed_request_is_accepted_once() -> None:
     assert (replayed.value.status, replayed.value.code) == (401, "replayed_request")
 
 
+def test_the_same_request_twice_in_one_millisecond_is_not_a_replay() -> None:
+    """Ed25519 is deterministic: without the random nonce two identical requests
+    (a page asked twice) signed at the same ms were refused as replays."""
+    node, clock = new_identity("n"), Clock()
+    checker = checker_for(node, clock)
+    first = sign_request(node, "chain", "GET", "/p2p/status", b"", NOW)[PEER_HEADER]
+    second = sign_request(node, "chain", "GET", "/p2p/status", b"", NOW)[PEER_HEADER]
+    assert first != second
+    assert checker.check(first, "GET", "/p2p/status", b"") == node.address
+    assert checker.check(second, "GET", "/p2p/status", b"") == node.address
+
+
+def test_the_signature_covers_the_nonce() -> None:
+    node, clock = new_identity("n"), Clock()
+    header = sign_request(node, "chain", "GET", "/p2p/status", b"", NOW)[PEER_HEADER]
+    parts = header.split(" ")
+    parts[3] = sign_request(node, "chain", "GET", "/p2p/status", b"", NOW)[PEER_HEADER].split()[3]
+    with pytest.raises(PeerRefused) as refused:
+        checker_for(node, clock).check(" ".join(parts), "GET", "/p2p/status", b"")
+    assert (refused.value.status, refused.value.code) == (401, "bad_signature")
+
+
 @pytest.mark.parametrize(
     ("method", "target", "body", "chain"),
     [
@@ -101,15 +123,17 @@ def test_stale_unknown_and_malformed_requests_are_refused() -> None:
     with pytest.raises(PeerRefused) as unknown:
         checker.precheck(stranger[PEER_HEADER])
     assert (unknown.value.status, unknown.value.code) == (403, "not_admitted")
-    good_sig = old[PEER_HEADER].split(" ")[3]
+    good_nonce, good_sig = old[PEER_HEADER].split(" ")[3:]
     for header in (
         None,
         "",
         "v1 x",
-        f"v2 {node.address} {NOW} {good_sig}",
-        f"v1 {node.address} notanumber {good_sig}",
-        f"v1 {node.address} {NOW} !!!",
-        f"v1 {node.address} {NOW} {good_sig[:-4]}",
+        f"v1 {node.address} {NOW} {good_sig}",
+        f"v2 {node.address} {NOW} {good_nonce} {good_sig}",
+        f"v1 {node.address} notanumber {good_nonce} {good_sig}",
+        f"v1 {node.address} {NOW} {good_nonce} !!!",
+        f"v1 {node.address} {NOW} {good_nonce} {good_sig[:-4]}",
+        f"v1 {node.address} {NOW} {good_nonce[:-4]} {good_sig}",
     ):
         with pytest.raises(PeerRefused) as malformed:
             checker.check(header, "GET", "/p2p/blocks", b"")

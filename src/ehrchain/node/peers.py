@@ -8,12 +8,16 @@ the consortium admin: each hospital runs a node). Nothing else is trusted:
 a peer's URL, its word about heights, or the blocks it sends (those are fully
 re-verified by the receiver).
 
-Every node-to-node request carries ``x-ehrchain-peer: v1 <address> <ms> <sig>``:
-an Ed25519 signature by the node key over the chain id, the method, the path
-with its query, the SHA-256 of the body and a timestamp. The receiver checks
-that the address is admitted, that the signature verifies with the address's
-current key, that the timestamp is within ``MAX_SKEW_MS`` of its clock, and
-that the same signature was not seen before (replay).
+Every node-to-node request carries
+``x-ehrchain-peer: v1 <address> <ms> <nonce> <sig>``: an Ed25519 signature by
+the node key over the chain id, the method, the path with its query, the
+SHA-256 of the body, a timestamp and a random 16-byte nonce. The receiver
+checks that the address is admitted, that the signature verifies with the
+address's current key, that the timestamp is within ``MAX_SKEW_MS`` of its
+clock, and that the same signature was not seen before (replay). The nonce
+makes two identical requests in one millisecond (the same page asked twice)
+two different signatures: Ed25519 is deterministic, so without it the second
+would be refused as a replay.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import base64
 import binascii
 import hashlib
 import json
+import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -56,6 +61,7 @@ SCHEME: Final = "v1"
 DOMAIN: Final = "ehrchain/peer-request/v1"
 MAX_SKEW_MS: Final = 60_000
 MAX_PEERS: Final = 64
+NONCE_SIZE: Final = 16
 PEERS_FILE: Final = "peers.json"
 
 Clock = Callable[[], int]
@@ -87,26 +93,47 @@ def admitted_key(state: State, address: str) -> bytes | None:
 
 
 def request_message(
-    chain_id: str, method: str, target: str, body: bytes, timestamp_ms: int
+    chain_id: str, method: str, target: str, body: bytes, timestamp_ms: int, nonce: bytes
 ) -> bytes:
     """The bytes a node signs for one request (``target`` = path plus ``?query``)."""
     digest = hashlib.sha256(body).digest()
-    return encoding.encode([DOMAIN, chain_id, method.upper(), target, digest, timestamp_ms])
+    return encoding.encode([DOMAIN, chain_id, method.upper(), target, digest, timestamp_ms, nonce])
 
 
 def sign_request(
-    identity: Identity, chain_id: str, method: str, target: str, body: bytes, now_ms: int
+    identity: Identity,
+    chain_id: str,
+    method: str,
+    target: str,
+    body: bytes,
+    now_ms: int,
+    nonce: bytes | None = None,
 ) -> dict[str, str]:
-    """The header that authenticates this request as coming from ``identity``'s node."""
-    signature = identity.signing.sign(request_message(chain_id, method, target, body, now_ms))
-    encoded = base64.urlsafe_b64encode(signature).decode().rstrip("=")
-    return {PEER_HEADER: f"{SCHEME} {identity.address} {now_ms} {encoded}"}
+    """The header that authenticates this request as coming from ``identity``'s node
+    (``nonce`` fresh and random unless given)."""
+    nonce = secrets.token_bytes(NONCE_SIZE) if nonce is None else nonce
+    message = request_message(chain_id, method, target, body, now_ms, nonce)
+    signature = identity.signing.sign(message)
+    return {PEER_HEADER: f"{SCHEME} {identity.address} {now_ms} {_b64(nonce)} {_b64(signature)}"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    """Unpadded URL-safe base64; b"" for anything that is not."""
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 @dataclass(frozen=True, slots=True)
 class _Credentials:
     address: Address
     timestamp_ms: int
+    nonce: bytes
     signature: bytes
 
 
@@ -114,16 +141,14 @@ def _parse(header: str | None) -> _Credentials:
     if not header:
         raise PeerRefused(403, "not_admitted", "node-to-node requests must be signed by a node key")
     parts = header.split(" ")
-    if len(parts) != 4 or parts[0] != SCHEME or not parts[2].isdigit() or len(parts[2]) > 15:
+    if len(parts) != 5 or parts[0] != SCHEME or not parts[2].isdigit() or len(parts[2]) > 15:
         raise PeerRefused(403, "not_admitted", f"malformed {PEER_HEADER} header")
-    try:
-        padded = parts[3] + "=" * (-len(parts[3]) % 4)
-        signature = base64.b64decode(padded, altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        signature = b""
+    nonce, signature = _unb64(parts[3]), _unb64(parts[4])
+    if len(nonce) != NONCE_SIZE:
+        raise PeerRefused(403, "not_admitted", f"malformed {PEER_HEADER} nonce")
     if len(signature) != SIGNATURE_SIZE:
         raise PeerRefused(403, "not_admitted", f"malformed {PEER_HEADER} signature")
-    return _Credentials(Address(parts[1]), int(parts[2]), signature)
+    return _Credentials(Address(parts[1]), int(parts[2]), nonce, signature)
 
 
 class RequestChecker:
@@ -159,7 +184,9 @@ class RequestChecker:
         creds = _parse(header)
         now = self._clock()
         key = self._key(creds, now)
-        message = request_message(self._chain_id, method, target, body, creds.timestamp_ms)
+        message = request_message(
+            self._chain_id, method, target, body, creds.timestamp_ms, creds.nonce
+        )
         try:
             signing.verify(key, message, creds.signature)
         except CryptoError:
