@@ -204,6 +204,20 @@ def block_from_bytes(data: bytes) -> Block:
     return block
 
 
+def block_from_checked_bytes(data: bytes) -> Block:
+    """Rebuild a block whose exact bytes ``block_from_bytes`` accepted (in a verifier
+    process): no second canonical check of the block or its transactions, and no
+    second Merkle root."""
+    try:
+        header_fields, tx_bytes, cert_fields = encoding.decode_checked(data)
+    except (CoreError, ValueError, TypeError) as exc:
+        raise InvalidBlock(f"undecodable block: {exc}") from exc
+    txs = tuple(txmod.from_checked_bytes(b) for b in tx_bytes)
+    return Block(
+        BlockHeader.from_fields(header_fields), txs, CommitCertificate.from_fields(cert_fields)
+    )
+
+
 def check_body(block: Block) -> None:
     """The header's size and Merkle root match the transactions."""
     if len(block.txs) != block.header.tx_count:

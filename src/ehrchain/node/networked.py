@@ -21,10 +21,11 @@ from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
 from ehrchain.core import block as blockmod
+from ehrchain.core import encoding
 from ehrchain.core import tx as txmod
 from ehrchain.core.errors import CoreError
 from ehrchain.core.types import BlockHash
-from ehrchain.node.errors import Rejected
+from ehrchain.node.errors import Rejected, Unavailable
 from ehrchain.node.peers import normalise_url
 from ehrchain.node.service import NodeService
 from ehrchain.node.sync import record_cids
@@ -90,8 +91,10 @@ class NetworkedService(NodeService):
         self._forward([data])
         return tx_id
 
-    def submit_many(self, items: Sequence[bytes]) -> list[tuple[bytes | None, Exception | None]]:
-        results = super().submit_many(items)
+    def submit_many(
+        self, items: Sequence[bytes], *, drop_stale: bool = False
+    ) -> list[tuple[bytes | None, Exception | None]]:
+        results = super().submit_many(items, drop_stale=drop_stale)
         self._forward([d for d, (tx_id, _) in zip(items, results, strict=True) if tx_id])
         return results
 
@@ -99,8 +102,14 @@ class NetworkedService(NodeService):
         self, items: Sequence[bytes]
     ) -> list[tuple[bytes | None, Exception | None]]:
         """Admit transactions a peer forwarded; not forwarded again (peers are a full mesh).
-        The consensus driver is woken at once: the next block may be this node's."""
-        results = super().submit_many(items)
+        The consensus driver is woken at once: the next block may be this node's.
+
+        Refused while catching up: the up-to-date nodes hold them, and most are
+        in the blocks being fetched (checking them here would only slow that).
+        """
+        if self.is_lagging():
+            raise Unavailable("this node is catching up; its peers hold these transactions")
+        results = super().submit_many(items, drop_stale=True)
         if self.links is not None and any(tx_id for tx_id, _ in results):
             self.links.wake()
         return results
@@ -179,9 +188,21 @@ class NetworkedService(NodeService):
         return block
 
     def add_block(self, data: bytes) -> ChainHead:
-        """A block from a peer or catch-up: to the fork choice when there is one."""
+        """A block a peer pushed (``/add_block``): to the fork choice when there is one.
+
+        Otherwise a block at a height this node has is refused before it is
+        decoded (a proposer announces each decided block to every peer, and
+        the validators among them have committed it already), and any block
+        while catch-up is under way (it fetches them faster, checking
+        signatures in the verifier workers).
+        """
         if self.fork_choice is not None:
             return self.fork_choice.receive_block(data)
+        height = _height_of(data)
+        if height is not None and height <= self.head().height:
+            raise Rejected("not_next", "this node has a block at that height")
+        if self.is_lagging():
+            raise Unavailable("this node is catching up; it fetches the blocks itself")
         return self.commit_block(data)
 
     def commit_block(self, data: bytes) -> ChainHead:
@@ -193,13 +214,24 @@ class NetworkedService(NodeService):
             raise Rejected("invalid_block", str(exc)) from exc
         return self.commit_decoded(block)
 
-    def commit_decoded(self, block: blockmod.Block) -> ChainHead:
-        """``commit_block`` for a decoded block (a BFT decision: no second decode)."""
+    def add_fetched(
+        self, data: bytes, block: blockmod.Block, *, signatures_checked: bool
+    ) -> ChainHead:
+        """A block catch-up fetched: to the fork choice (as bytes) when there is one."""
+        if self.fork_choice is not None:
+            return self.fork_choice.receive_block(data)
+        return self.commit_decoded(block, signatures_checked=signatures_checked)
+
+    def commit_decoded(
+        self, block: blockmod.Block, *, signatures_checked: bool = False
+    ) -> ChainHead:
+        """``commit_block`` for a decoded block (a BFT decision, a fetched block: no
+        second decode)."""
         head = self.head()
         extends = block.header.height == head.height + 1 and block.header.prev_hash == head.hash
         if extends and self.links is not None:
             self.links.ensure_blobs(record_cids(block))
-        head = self.add_decoded(block)
+        head = self.add_decoded(block, signatures_checked=signatures_checked)
         if self.links is not None:
             self.links.committed(block, False)
         return head
@@ -219,3 +251,13 @@ class NetworkedService(NodeService):
         if self.links is None:
             return super().register_with(url)
         return self.links.register_with(url)
+
+
+def _height_of(data: bytes) -> int | None:
+    """The height a block's header claims, read without checking anything; None when
+    the bytes are not shaped like a block (the full decode then reports why)."""
+    try:
+        height = encoding.decode_checked(data)[0][5]
+    except (CoreError, IndexError, KeyError, TypeError, ValueError):
+        return None
+    return height if type(height) is int else None

@@ -28,7 +28,7 @@ from ehrchain.core.errors import CoreError, InvalidTransaction
 from ehrchain.core.types import Address, BlockHash, ChainId
 from ehrchain.crypto.errors import CryptoError, InvalidSignature
 from ehrchain.ehr import policy
-from ehrchain.ehr.errors import EhrError
+from ehrchain.ehr.errors import BadNonce, EhrError
 from ehrchain.ehr.executor import BlockResult, execute_block, select_txs
 from ehrchain.ehr.rules import execute
 from ehrchain.ehr.state import BlockContext, LedgerReader, State
@@ -57,6 +57,10 @@ class Committed:
     index: int
 
 
+PEER_KEYS_KEEP = 1_024
+"""Admission answers (address -> key or None) cached per head, at most this many."""
+
+
 class NodeService:
     """One node: mempool, sealing, queries. Thread-safe; one writer lock."""
 
@@ -76,7 +80,10 @@ class NodeService:
         self.blobs = blobs
         self.engine = engine
         self.node_address = node_address
-        self._validators = validators
+        self._read_validators = validators
+        self._cached_at = b""
+        self._cached_validators: dict[Address, bytes] = {}
+        self._peer_keys: dict[str, bytes | None] = {}
         self._clock = clock
         self._lock = threading.RLock()
         self._committed = threading.Condition(self._lock)
@@ -88,6 +95,7 @@ class NodeService:
         self._checked: OrderedDict[bytes, tuple[bytes, BlockResult]] = OrderedDict()
         """Block hash -> (parent hash, result) of blocks checked or proposed here."""
         self._workers: verifier.VerifierPool | None = None
+        self._syncing_to = -1
         self.counters = {"tx_accepted": 0, "tx_rejected": 0, "blocks": 0, "reads": 0}
 
     # -- admission ---------------------------------------------------------
@@ -127,12 +135,16 @@ class NodeService:
                 decoded.append(exc)
         return decoded
 
-    def _decode_in_workers(self, items: Sequence[bytes]) -> list[txmod.Transaction | Exception]:
-        """Strict decode and signature checks in worker processes, verdicts back here."""
+    def verifier(self) -> verifier.VerifierPool:
+        """The verifier worker processes (started on first use)."""
         if self._workers is None:
             self._workers = verifier.VerifierPool(self.chain_id)
+        return self._workers
+
+    def _decode_in_workers(self, items: Sequence[bytes]) -> list[txmod.Transaction | Exception]:
+        """Strict decode and signature checks in worker processes, verdicts back here."""
         decoded: list[txmod.Transaction | Exception] = []
-        for data, verdict in zip(items, self._workers.check(items), strict=True):
+        for data, verdict in zip(items, self.verifier().check(items), strict=True):
             if verdict is None:
                 decoded.append(txmod.from_checked_bytes(data))
                 continue
@@ -145,8 +157,7 @@ class NodeService:
     def start_workers(self) -> None:
         """Start the verifier processes now rather than on the first large batch."""
         if self._workers is None:
-            self._workers = verifier.VerifierPool(self.chain_id)
-            self._workers.warm_up()
+            self.verifier().warm_up()
 
     def close(self) -> None:
         if self._workers is not None:
@@ -174,12 +185,23 @@ class NodeService:
             self._admit(tx)
         return tx.tx_id
 
-    def submit_many(self, items: Sequence[bytes]) -> list[tuple[bytes | None, Exception | None]]:
-        """Verify and queue many; each item succeeds or fails on its own."""
-        if len(items) >= verifier.MIN_PARALLEL:
-            decoded = self._decode_in_workers(items)
+    def submit_many(
+        self, items: Sequence[bytes], *, drop_stale: bool = False
+    ) -> list[tuple[bytes | None, Exception | None]]:
+        """Verify and queue many; each item succeeds or fails on its own.
+
+        ``drop_stale`` (transactions a peer gossiped): an item whose sender's
+        next nonce here is already past it is refused as ``BadNonce`` before its
+        signature is checked. A node back from downtime is sent thousands that
+        its catch-up has committed meanwhile.
+        """
+        early = self._stale(items) if drop_stale else [None] * len(items)
+        fresh = [data for data, error in zip(items, early, strict=True) if error is None]
+        if len(fresh) >= verifier.MIN_PARALLEL:
+            checked = iter(self._decode_in_workers(fresh))
         else:
-            decoded = self._decode_all(items)
+            checked = iter(self._decode_all(fresh))
+        decoded = [next(checked) if error is None else error for error in early]
         results: list[tuple[bytes | None, Exception | None]] = []
         with self._lock:
             for item in decoded:
@@ -192,6 +214,26 @@ class NodeService:
                 except (EhrError, Rejected) as exc:
                     results.append((None, exc))
         return results
+
+    def _stale(self, items: Sequence[bytes]) -> list[Exception | None]:
+        """BadNonce for each item whose nonce is below its sender's next one in the
+        pending state (committed or already pending here); None for the rest,
+        which are checked as usual. Only a filter: nothing here is trusted."""
+        senders: dict[str, int] = {}
+        out: list[Exception | None] = []
+        with self._lock:
+            state = self._pool.state()
+            for data in items:
+                try:
+                    body, _ = encoding.decode_checked(data)
+                    _, _, sender, nonce = encoding.decode_checked(body)[:4]
+                    expected = senders.get(sender)
+                    if expected is None:
+                        expected = senders[sender] = state.nonce(Address(sender))
+                    out.append(BadNonce(expected, nonce) if nonce < expected else None)
+                except (CoreError, EhrError, TypeError, ValueError):
+                    out.append(None)
+        return out
 
     # -- sealing -----------------------------------------------------------
 
@@ -283,13 +325,15 @@ class NodeService:
             raise Rejected("invalid_block", str(exc)) from exc
         return self.add_decoded(block)
 
-    def add_decoded(self, block: blockmod.Block) -> ChainHead:
-        """``add_block`` for a block already decoded (body checked against its header)."""
+    def add_decoded(self, block: blockmod.Block, *, signatures_checked: bool = False) -> ChainHead:
+        """``add_block`` for a block already decoded (body checked against its header);
+        ``signatures_checked`` when a verifier worker checked every transaction's
+        signature on the bytes it was decoded from."""
         with self._lock:
             head = self.head()
             self._check_link(block, head)
             self.engine.check(block.header, block.certificate, self._validators())
-            result = self._execute_checked(block, head)
+            result = self._execute_checked(block, head, signatures_checked)
             self.ledger.commit_block(block, result.writes, result.events)
             self._head = self._load_head()
             self._open = None
@@ -308,7 +352,15 @@ class NodeService:
         if header.timestamp_ms < head.timestamp_ms:
             raise Rejected("invalid_block", "block timestamp goes backwards")
 
-    def _execute_checked(self, block: blockmod.Block, head: ChainHead) -> BlockResult:
+    def add_fetched(
+        self, data: bytes, block: blockmod.Block, *, signatures_checked: bool
+    ) -> ChainHead:
+        """A block catch-up fetched, decoded from ``data`` (see ``add_decoded``)."""
+        return self.add_decoded(block, signatures_checked=signatures_checked)
+
+    def _execute_checked(
+        self, block: blockmod.Block, head: ChainHead, signatures_checked: bool = False
+    ) -> BlockResult:
         """Every signature verified and the transactions re-executed to the header's
         state root; nothing is trusted from the block but its bytes.
 
@@ -321,9 +373,10 @@ class NodeService:
         known = self._checked.get(header.hash)
         if known is not None and known[0] == head.hash:
             return known[1]
-        for t in block.txs:
-            if not self._pool.contains(t.tx_id):
-                t.verify_signature()
+        if not signatures_checked:
+            for t in block.txs:
+                if not self._pool.contains(t.tx_id):
+                    t.verify_signature()
         ctx = BlockContext(
             self.chain_id, header.height, header.timestamp_ms, header.proposer, evidence_check
         )
@@ -526,8 +579,30 @@ class NodeService:
         return set(self._validators()) == {self.node_address}
 
     def peer_key(self, address: str) -> bytes | None:
-        """The key of an admitted node (see node.peers.admitted_key), else None."""
-        return admitted_key(self._committed_state(), address)
+        """The key of an admitted node (see node.peers.admitted_key), else None.
+
+        Asked for every node-to-node request; answered from memory until the
+        head moves (admission changes only with a block)."""
+        self._fresh_cache()
+        if address not in self._peer_keys:
+            if len(self._peer_keys) >= PEER_KEYS_KEEP:
+                self._peer_keys.clear()
+            self._peer_keys[address] = admitted_key(self._committed_state(), address)
+        return self._peer_keys[address]
+
+    def _validators(self) -> dict[Address, bytes]:
+        """The committed validator set, read once per head (do not mutate it)."""
+        self._fresh_cache()
+        return self._cached_validators
+
+    def _fresh_cache(self) -> None:
+        """Drop what was cached from the state of an older head."""
+        head = self._head.hash
+        if head != self._cached_at:
+            validators = self._read_validators()
+            self._peer_keys = {}
+            self._cached_validators = validators
+            self._cached_at = head
 
     def add_blocks(self, items: Sequence[bytes]) -> ChainHead:
         """Verify and commit consecutive blocks, in order; stops at the first refused."""
@@ -563,6 +638,14 @@ class NodeService:
                 self._open = None
                 self._pool.rebuild(self._context())
             return len(gone)
+
+    def syncing_to(self, height: int) -> None:
+        """Catch-up is fetching blocks up to ``height`` from a peer (-1: it stopped)."""
+        self._syncing_to = height
+
+    def is_lagging(self) -> bool:
+        """Catch-up is under way and more than one block behind."""
+        return self._syncing_to > self.head().height + 1
 
     def pending_count(self) -> int:
         return len(self._pool)

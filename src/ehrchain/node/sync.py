@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -34,6 +35,7 @@ from ehrchain.node.errors import Rejected
 from ehrchain.node.genesis import commit_genesis
 from ehrchain.node.peer_client import PeerClient, PeerError
 from ehrchain.node.service import NodeService
+from ehrchain.node.verifier import Verdict
 from ehrchain.storage.blobs import BlobStore
 from ehrchain.storage.errors import StorageError
 from ehrchain.storage.ledger import ChainHead, Ledger
@@ -50,6 +52,9 @@ __all__ = [
 ]
 
 PAGE: Final = 100
+WORKER_BYTES: Final = 64 * 1024
+"""A page at least this large is checked in the verifier workers (a few hundred
+transactions: below that, starting the tasks costs more than it saves)."""
 RECORD_KINDS: Final = frozenset({"record.create", "record.amend"})
 logger = logging.getLogger("ehrchain.node.sync")
 
@@ -122,38 +127,83 @@ def catch_up(
     next block does not extend our head or fails verification, PeerError when
     the peer cannot be asked. Blobs of each block's record versions are
     fetched (and checked against their CID) before the block commits.
+
+    A large page is checked in the verifier workers (decoding, Merkle root,
+    every signature), a block per task, while this thread executes and
+    commits the blocks before it in order: the rest of ``add_block``'s
+    checks (link, certificate, state transitions) run here as always.
     """
     added = 0
-    while stop is None or not stop.is_set():
-        status = client.status()
-        if status.get("chain_id") != service.chain_id:
-            raise SyncError(f"{client.url} serves another chain")
-        theirs = int(status.get("height", -1))
-        mine = service.head().height
-        if theirs <= mine:
-            return added
-        page = client.blocks(mine + 1, min(PAGE, theirs - mine))
-        if not page:
-            return added
-        for data in page:
-            if _add_one(service, client, fetcher, data):
-                added += 1
-    return added
+    try:
+        while stop is None or not stop.is_set():
+            status = client.status()
+            if status.get("chain_id") != service.chain_id:
+                raise SyncError(f"{client.url} serves another chain")
+            theirs = int(status.get("height", -1))
+            mine = service.head().height
+            if theirs <= mine:
+                return added
+            service.syncing_to(theirs)
+            page = client.blocks(mine + 1, min(PAGE, theirs - mine))
+            if not page:
+                return added
+            for fetched in _decoded(service, client, page):
+                if _add_one(service, client, fetcher, fetched):
+                    added += 1
+        return added
+    finally:
+        service.syncing_to(-1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    data: bytes
+    block: blockmod.Block
+    signatures_checked: bool
+
+
+def _decoded(service: NodeService, client: PeerClient, page: Sequence[bytes]) -> Iterator[_Fetched]:
+    """The page's blocks, decoded in order; a large page checked ahead in the workers.
+
+    A block a worker refused is decoded again here, strictly, so that the
+    caller skips it if it is already committed and otherwise reports the
+    same error ``add_block`` would.
+    """
+    futures = service.verifier().submit_blocks(page) if sum(map(len, page)) >= WORKER_BYTES else []
+    try:
+        for i, data in enumerate(page):
+            if futures and _passed(futures[i]):
+                yield _Fetched(data, blockmod.block_from_checked_bytes(data), True)
+                continue
+            try:
+                block = blockmod.block_from_bytes(data)
+            except CoreError as exc:
+                raise SyncError(f"{client.url} sent an undecodable block: {exc}") from exc
+            yield _Fetched(data, block, False)
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def _passed(future: Future[Verdict]) -> bool:
+    """The worker accepted the block; False also when the pool broke (checked here then)."""
+    try:
+        return future.result() is None
+    except Exception:
+        logger.warning("verifier worker failed; checking the block in-process", exc_info=True)
+        return False
 
 
 def _add_one(
-    service: NodeService, client: PeerClient, fetcher: BlobFetcher | None, data: bytes
+    service: NodeService, client: PeerClient, fetcher: BlobFetcher | None, fetched: _Fetched
 ) -> bool:
-    try:
-        block = blockmod.block_from_bytes(data)
-    except CoreError as exc:
-        raise SyncError(f"{client.url} sent an undecodable block: {exc}") from exc
+    block = fetched.block
     if block.header.height <= service.head().height:
         return False  # committed meanwhile (gossip); the link check below covers a fork
     if fetcher is not None:
         fetcher.ensure(record_cids(block), prefer=client)
     try:
-        service.add_block(data)
+        service.add_fetched(fetched.data, block, signatures_checked=fetched.signatures_checked)
     except Rejected as exc:
         if exc.code == "not_next" and block.header.height <= service.head().height:
             return False
@@ -201,6 +251,7 @@ def rebuild_from_peer(
         missing = _missing_version_blobs(service, fetcher, client)
         return RebuildReport(service.head(), blocks, set_aside, tuple(missing))
     finally:
+        service.close()
         service.ledger.close()
 
 
