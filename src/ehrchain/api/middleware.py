@@ -4,7 +4,10 @@ Plain ASGI rather than ``BaseHTTPMiddleware`` so a body is counted as it
 arrives: a request is refused by its Content-Length before any of it is read,
 and a body without one is cut off at the first chunk past the limit. The
 access log records the route *template* (``/v1/records/{record_id}``), never
-the raw URL or query string, and never a body.
+the raw URL or query string, and never a body. Node-to-node traffic that
+succeeds (``/p2p/``, ``/consensus/``, ``/add_block``, ``/register_node``: dozens
+of requests per block) is logged at DEBUG; it is still counted in the
+metrics, and a refused one is logged at INFO like any other request.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ __all__ = ["AccessLogMiddleware", "BodyLimitMiddleware", "CatchAllMiddleware", "
 
 access_logger = logging.getLogger("ehrchain.api.access")
 UNMATCHED: Final = "<unmatched>"
+PEER_PREFIXES: Final = ("/p2p/", "/consensus/", "/add_block", "/register_node")
 
 
 class BodyLimitMiddleware:
@@ -141,12 +145,16 @@ class AccessLogMiddleware:
             template = getattr(route, "path", None) or UNMATCHED
             method = str(scope.get("method", ""))
             self.counts.counts[(method, template, status)] += 1
-            access_logger.info(
-                "request",
-                extra={
-                    "method": method,
-                    "path": template,
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                },
-            )
+            quiet = status < 400 and template.startswith(PEER_PREFIXES)
+            level = logging.DEBUG if quiet else logging.INFO
+            if access_logger.isEnabledFor(level):
+                access_logger.log(
+                    level,
+                    "request",
+                    extra={
+                        "method": method,
+                        "path": template,
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                    },
+                )

@@ -9,7 +9,7 @@ checked by anyone who syncs the block.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -188,15 +188,27 @@ def tx_root(txs: Sequence[txmod.Transaction]) -> bytes:
     return merkle.root([t.to_bytes() for t in txs])
 
 
-def block_from_bytes(data: bytes) -> Block:
-    """Decode a block and check its shape and Merkle root (not signatures or state)."""
+KnownTx = Callable[[bytes], "txmod.Transaction | None"]
+"""A transaction already decoded from exactly these bytes (looked up by their hash), or None."""
+
+
+def block_from_bytes(data: bytes, known: KnownTx | None = None) -> Block:
+    """Decode a block and check its shape and Merkle root (not signatures or state).
+
+    ``known`` lets a node reuse transactions it decoded before (its pending
+    pool): a transaction whose bytes hash to a known one is that object, and
+    is not decoded again.
+    """
     try:
         header_fields, tx_bytes, cert_fields = encoding.decode(data)
     except (CoreError, ValueError, TypeError) as exc:
         raise InvalidBlock(f"undecodable block: {exc}") from exc
     header = BlockHeader.from_fields(header_fields)
     try:
-        txs = tuple(txmod.from_bytes(b) for b in tx_bytes)
+        if known is None:
+            txs = tuple(txmod.from_bytes(b) for b in tx_bytes)
+        else:
+            txs = tuple(known(b) or txmod.from_bytes(b) for b in tx_bytes)
     except CoreError as exc:
         raise InvalidBlock(f"block holds a malformed transaction: {exc}") from exc
     block = Block(header, txs, CommitCertificate.from_fields(cert_fields))

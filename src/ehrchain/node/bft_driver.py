@@ -96,7 +96,7 @@ class NodeProposals:
     def block(self, data: bytes) -> blockmod.Block | None:
         if data not in self._headers:
             try:
-                decoded: blockmod.Block | None = blockmod.block_from_bytes(data)
+                decoded: blockmod.Block | None = self._service.decode_block(data)
             except CoreError:
                 decoded = None
             self._headers[data] = decoded

@@ -39,3 +39,6 @@ def configure(level: str, path: Path | None = None) -> None:
     for handler in handlers:
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
+    # The HTTP client logs every request at INFO; the node's own log says what matters.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(root.level, logging.WARNING))

@@ -40,6 +40,12 @@ class Mempool:
     def contains(self, tx_id: TxId) -> bool:
         return tx_id in self._txs
 
+    def get(self, tx_id: bytes) -> Transaction | None:
+        """The pending transaction with this id (one dict lookup: safe without the
+        service lock, the answer may just be a moment old)."""
+        entry = self._txs.get(TxId(tx_id))
+        return None if entry is None else entry[0]
+
     @property
     def oldest_ms(self) -> int | None:
         for _, _, arrival, _ in self._txs.values():

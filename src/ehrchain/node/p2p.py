@@ -29,7 +29,7 @@ from ehrchain.node.pow_driver import PowDriver
 from ehrchain.node.pow_sync import catch_up_by_work
 from ehrchain.node.service import wall_clock_ms
 from ehrchain.node.settings import CONFIG_FILE, Settings
-from ehrchain.node.sync import BlobFetcher, Syncer, SyncError, catch_up, record_cids
+from ehrchain.node.sync import BlobFetcher, GapGrace, Syncer, SyncError, catch_up, record_cids
 
 __all__ = ["P2P", "NetworkSettings", "load_network_settings", "own_url"]
 
@@ -112,6 +112,7 @@ class P2P:
         self.fetcher = BlobFetcher(service.blobs, self._peer_clients, settings.max_blob_bytes)
         self.gossip = Gossip(self.peers.urls, self.clients)
         self.checker = RequestChecker(settings.chain_id, service.peer_key, wall_clock_ms)
+        self._grace = GapGrace(net.sync_interval_ms / 1000 / 2)
         self.driver: BftDriver | None = None
         self.pow: PowDriver | None = None
         if settings.consensus == "bft":
@@ -173,7 +174,8 @@ class P2P:
         """Blocks from one peer: through the fork choice under proof of work, else in order."""
         if self.pow is not None:
             return catch_up_by_work(self.pow, self.service, client, stop)
-        return catch_up(self.service, client, self.fetcher, stop)
+        grace = self._grace if self.driver is not None and self.service.is_validator() else None
+        return catch_up(self.service, client, self.fetcher, stop, grace)
 
     # -- Links (called by NetworkedService) --------------------------------------
 

@@ -11,6 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -666,6 +667,14 @@ class NodeService:
             if block is not None:
                 self._remember(block.hash, block.header.prev_hash, result)
             return block
+
+    def decode_block(self, data: bytes) -> blockmod.Block:
+        """``block_from_bytes``, reusing the pending pool's decoded transactions
+        (a proposal is mostly transactions this node admitted already)."""
+        return blockmod.block_from_bytes(data, self._pooled)
+
+    def _pooled(self, data: bytes) -> txmod.Transaction | None:
+        return self._pool.get(hashlib.sha256(data).digest())
 
     def check_block(self, block: blockmod.Block) -> None:
         """Every check of ``add_block`` except the certificate, without committing.

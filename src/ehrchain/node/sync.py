@@ -43,6 +43,7 @@ from ehrchain.storage.ledger import ChainHead, Ledger
 __all__ = [
     "PAGE",
     "BlobFetcher",
+    "GapGrace",
     "RebuildReport",
     "SyncError",
     "Syncer",
@@ -115,11 +116,38 @@ class BlobFetcher:
         return False
 
 
+class GapGrace:
+    """How long a BFT validator leaves a one-block gap to its own consensus driver.
+
+    A peer that is one block ahead has usually just decided the height this
+    node is deciding too (its last precommits are a few ms away); fetching
+    that block as well would check and commit it twice over. A gap of one is
+    fetched once it outlives ``grace_s`` at the same height (the node missed
+    the decision), a larger gap at once.
+    """
+
+    def __init__(self, grace_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._grace_s = grace_s
+        self._clock = clock
+        self._since: tuple[int, float] | None = None
+
+    def wait(self, mine: int, theirs: int) -> bool:
+        """True to leave the peer's next block to the driver for now."""
+        if theirs != mine + 1:
+            self._since = None
+            return False
+        now = self._clock()
+        if self._since is None or self._since[0] != mine:
+            self._since = (mine, now)
+        return now - self._since[1] < self._grace_s
+
+
 def catch_up(
     service: NodeService,
     client: PeerClient,
     fetcher: BlobFetcher | None = None,
     stop: threading.Event | None = None,
+    grace: GapGrace | None = None,
 ) -> int:
     """Fetch, verify and commit the blocks ``client``'s peer has above our head.
 
@@ -141,7 +169,7 @@ def catch_up(
                 raise SyncError(f"{client.url} serves another chain")
             theirs = int(status.get("height", -1))
             mine = service.head().height
-            if theirs <= mine:
+            if theirs <= mine or (grace is not None and grace.wait(mine, theirs)):
                 return added
             service.syncing_to(theirs)
             page = client.blocks(mine + 1, min(PAGE, theirs - mine))

@@ -24,6 +24,33 @@ from ehrchain.core.block import Block
 log = logging.getLogger("ehrchain.web")
 
 PAGE: Final = 200
+REWRAP_READER: Final = {
+    "access.grant": "grantee",
+    "delegate.add": "caregiver",
+    "keys.rewrap": "grantee",
+}
+"""Kinds that re-wrap keys for a reader, and the payload field naming the reader."""
+INDEXED_KINDS: Final = frozenset(
+    {
+        "hospital.admit",
+        "patient.register",
+        "provider.register",
+        "validator.add",
+        "validator.remove",
+        "access.grant",
+        "access.revoke",
+        "access.deny",
+        "consent.authorise",
+        "consent.withdraw",
+        "access.request",
+        "delegate.add",
+        "delegate.remove",
+        "access.break_glass",
+        "record.create",
+        "record.amend",
+        *REWRAP_READER,
+    }
+)
 
 
 class ChainSource(Protocol):
@@ -98,13 +125,14 @@ class ChainIndex:
             return self._next_height - 1
 
     def _apply(self, block: Block) -> None:
+        notify = bool(self._listeners) and block.header.height >= self._notify_from
         for tx in block.txs:
-            seen = Seen(tx, block.header.height, block.header.timestamp_ms)
             try:
                 self._index(tx)
             except (KeyError, TypeError, ValueError):
                 log.warning("web index skipped a transaction", extra={"kind": tx.kind})
-            if block.header.height >= self._notify_from:
+            if notify:
+                seen = Seen(tx, block.header.height, block.header.timestamp_ms)
                 for listener in self._listeners:
                     try:
                         listener(seen)
@@ -112,8 +140,10 @@ class ChainIndex:
                         log.exception("notification listener failed")
 
     def _index(self, tx: txmod.Transaction) -> None:
-        ix, p, sender = self.ix, tx.payload, str(tx.sender)
         kind = tx.kind
+        if kind not in INDEXED_KINDS:
+            return  # reads and the rest: nothing the pages look up
+        ix, p, sender = self.ix, tx.payload, str(tx.sender)
         if kind == "hospital.admit":
             ix.hospitals[str(p["hospital_id"])] = {
                 "name": str(p["name"]),
@@ -150,11 +180,7 @@ class ChainIndex:
         self._index_rewraps(tx)
 
     def _index_rewraps(self, tx: txmod.Transaction) -> None:
-        reader = {
-            "access.grant": "grantee",
-            "delegate.add": "caregiver",
-            "keys.rewrap": "grantee",
-        }.get(tx.kind)
+        reader = REWRAP_READER.get(tx.kind)
         if reader is None:
             return
         for record_id, version, _wrapped in tx.payload.get("rewraps", ()):
