@@ -301,11 +301,11 @@ class NodeService:
         self.ledger.commit_block(block, result.writes, result.events)
         self._head = self._load_head()
         self._open = None
-        self._pool.remove(list(txs) + [t for t, _ in rejected])
-        if rejected or len(self._pool):
+        if rejected:
+            self._pool.remove(list(txs) + [t for t, _ in rejected])
             self._pool.rebuild(self._context())
-        else:
-            self._pool.committed((), result.writes)
+        else:  # the block is the pool's oldest transactions: the rest keep their results
+            self._pool.committed(list(txs), result.writes)
         self.counters["blocks"] += 1
         self._committed.notify_all()
         return block
@@ -338,10 +338,27 @@ class NodeService:
             self.ledger.commit_block(block, result.writes, result.events)
             self._head = self._load_head()
             self._open = None
-            self._pool.remove(list(block.txs))
-            self._pool.rebuild(self._context())
+            self._settle_pool(block, result)
             self._committed.notify_all()
             return self.head()
+
+    def _settle_pool(self, block: blockmod.Block, result: BlockResult) -> None:
+        """Take a committed block's transactions out of the pool.
+
+        When every one of them was pending here (the usual case under BFT:
+        gossip reached this node before the proposal), what is left keeps its
+        admission results: each sender's remaining transactions follow the
+        ones committed, and none can conflict with them (a second transaction
+        with a committed one's nonce was refused at admission). Otherwise the
+        rest is re-executed against the new state. Either way admission stays
+        advisory: the next proposal executes its transactions again.
+        """
+        txs = list(block.txs)
+        if all(self._pool.contains(t.tx_id) for t in txs):
+            self._pool.committed(txs, result.writes)
+        else:
+            self._pool.remove(txs)
+            self._pool.rebuild(self._context())
 
     def _check_link(self, block: blockmod.Block, head: ChainHead) -> None:
         """The block extends our head, on our chain, without going back in time."""
