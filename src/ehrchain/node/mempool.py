@@ -13,7 +13,7 @@ committed state with the block's own context, which is authoritative.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from ehrchain.core.tx import Transaction
 from ehrchain.core.types import TxId
@@ -21,6 +21,9 @@ from ehrchain.ehr.errors import EhrError
 from ehrchain.ehr.executor import BlockResult
 from ehrchain.ehr.rules import execute
 from ehrchain.ehr.state import BlockContext, Effects, Event, State, StateReader, state_root
+
+NONCE_ONLY_KINDS: Final = frozenset({"record.read"})
+"""Kinds whose only state write is the sender's nonce (a read is an audit event)."""
 
 
 class Mempool:
@@ -90,13 +93,49 @@ class Mempool:
     def committed(self, sealed: Sequence[Transaction], written: Iterable[str]) -> None:
         """Sealed transactions left the pool cleanly: re-derive the overlay from the
         rest without re-executing them, and forget cached values the block changed."""
-        self.remove(sealed)
+        self._settle(sealed, written, None, set())
+
+    def settle(
+        self, block: Sequence[Transaction], written: Iterable[str], ctx: BlockContext
+    ) -> None:
+        """A committed block (not sealed here) leaves the pool, re-executing no more
+        of the rest than the block can have changed.
+
+        Transactions of the block that were pending here change nothing the rest
+        did not already assume. Those that were not (they reached the proposer
+        first) may have: when each of them only moves its sender's nonce (an
+        audit read), only the pending transactions of those senders run again;
+        any other kind re-executes the whole pool (``rebuild``).
+        """
+        foreign = [t for t in block if t.tx_id not in self._txs]
+        if any(t.kind not in NONCE_ONLY_KINDS for t in foreign):
+            self.remove(block)
+            self.rebuild(ctx)
+            return
+        self._settle(block, written, ctx, {t.sender for t in foreign})
+
+    def _settle(
+        self,
+        block: Sequence[Transaction],
+        written: Iterable[str],
+        ctx: BlockContext | None,
+        senders: set[str],
+    ) -> None:
+        self.remove(block)
         for key in list(self._overlay):
             self._cache.pop(key, None)
         for key in written:
             self._cache.pop(key, None)
         self._overlay = {}
-        for _, effects, _, _ in self._txs.values():
+        for tx_id, (tx, effects, arrival, admitted) in list(self._txs.items()):
+            if ctx is not None and tx.sender in senders:
+                try:
+                    effects = execute(self.state(), tx, ctx)
+                except EhrError:
+                    self.remove([tx])
+                    continue
+                admitted = ctx
+                self._txs[tx_id] = (tx, effects, arrival, admitted)
             self._apply(effects)
 
     def rebuild(self, ctx: BlockContext) -> list[tuple[Transaction, EhrError]]:

@@ -343,22 +343,15 @@ class NodeService:
             return self.head()
 
     def _settle_pool(self, block: blockmod.Block, result: BlockResult) -> None:
-        """Take a committed block's transactions out of the pool.
+        """Take a committed block's transactions out of the pool (``Mempool.settle``).
 
-        When every one of them was pending here (the usual case under BFT:
-        gossip reached this node before the proposal), what is left keeps its
-        admission results: each sender's remaining transactions follow the
-        ones committed, and none can conflict with them (a second transaction
-        with a committed one's nonce was refused at admission). Otherwise the
-        rest is re-executed against the new state. Either way admission stays
-        advisory: the next proposal executes its transactions again.
+        What was pending here keeps its admission results where the block cannot
+        have changed them: each sender's remaining transactions follow the ones
+        committed, and none conflicts with them (a second transaction with a
+        committed one's nonce was refused at admission). Admission stays
+        advisory either way: the next proposal executes its transactions again.
         """
-        txs = list(block.txs)
-        if all(self._pool.contains(t.tx_id) for t in txs):
-            self._pool.committed(txs, result.writes)
-        else:
-            self._pool.remove(txs)
-            self._pool.rebuild(self._context())
+        self._pool.settle(list(block.txs), result.writes, self._context())
 
     def _check_link(self, block: blockmod.Block, head: ChainHead) -> None:
         """The block extends our head, on our chain, without going back in time."""
