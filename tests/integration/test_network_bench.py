@@ -48,6 +48,7 @@ def test_four_validators_catch_up_a_restarted_one(tmp_path: Path) -> None:
     assert row.catch_up.txs == 400
     assert 0 <= row.catch_up.verified_txs <= 400
     assert row.catch_up.tx_per_s > 0
+    assert row.catch_up_ceiling_per_s == pytest.approx(row.verify_and_persist_per_s * row.cores)
     assert [t.value is not None for t in result.targets()] == [True] * 4
     section = markdown(result, "ehrchain bench --network")
     assert "| 4 | 200 |" in section

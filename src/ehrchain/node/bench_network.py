@@ -18,7 +18,8 @@ started and measured in four phases, each beside a same-run ceiling:
 
 The ceiling of a throughput figure is the machine's verify-then-persist rate:
 one core's, times the cores, divided by the validators, since every validator
-verifies and persists every transaction. Catch-up runs on one core of one node.
+verifies and persists every transaction. Catch-up checks signatures in the
+node's verifier workers beside its main process: its ceiling is every core's.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def _row_line(row: Row) -> str:
         cells += ["-", "-", "-"]
     else:
         catch = row.catch_up.tx_per_s
-        ceiling = row.verify_and_persist_per_s
+        ceiling = row.catch_up_ceiling_per_s
         cells += [_n(catch), _n(ceiling), f"{catch / ceiling:.0%}"]
     return "| " + " | ".join(cells) + " |"
 
