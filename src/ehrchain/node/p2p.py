@@ -8,6 +8,7 @@ is ``node.settings``'s).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import threading
@@ -22,6 +23,7 @@ from ehrchain.crypto.keystore import Identity
 from ehrchain.node.bft_driver import BftDriver
 from ehrchain.node.errors import Rejected, Unavailable
 from ehrchain.node.gossip import Gossip
+from ehrchain.node.intake import PeerIntake
 from ehrchain.node.networked import POW, SOLO, NetworkedService
 from ehrchain.node.peer_client import ClientPool, PeerClient, PeerError
 from ehrchain.node.peers import PEERS_FILE, PeerSet, RequestChecker, normalise_url
@@ -113,6 +115,7 @@ class P2P:
         self.gossip = Gossip(self.peers.urls, self.clients)
         self.checker = RequestChecker(settings.chain_id, service.peer_key, wall_clock_ms)
         self._grace = GapGrace(net.sync_interval_ms / 1000 / 2)
+        self.intake = PeerIntake(self._admit_gossip)
         self.driver: BftDriver | None = None
         self.pow: PowDriver | None = None
         if settings.consensus == "bft":
@@ -137,6 +140,7 @@ class P2P:
         service.attach(self)
 
     def start(self) -> None:
+        self.intake.start()
         self.syncer.start()
         if self.driver is not None:
             self.driver.start()
@@ -149,6 +153,7 @@ class P2P:
         if self.pow is not None:
             self.pow.stop()
         self.syncer.stop()
+        self.intake.stop()
         self.gossip.stop()
         self.clients.close()
 
@@ -166,6 +171,11 @@ class P2P:
         if self.pow is not None:
             return self.service.is_validator()
         return self.driver is not None and self.service.node_address in self.service.validator_set()
+
+    def _admit_gossip(self, items: Sequence[bytes]) -> None:
+        # Unavailable: catch-up started meanwhile, and these are in the blocks it fetches.
+        with contextlib.suppress(Unavailable):
+            self.service.submit_from_peer(items)
 
     def _peer_clients(self) -> list[PeerClient]:
         return self.clients.all(self.peers.urls())

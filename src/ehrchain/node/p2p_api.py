@@ -23,12 +23,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ehrchain.api import bodies
-from ehrchain.api.errors import problem_for
 from ehrchain.api.schemas import json_response
 from ehrchain.core import encoding
 from ehrchain.crypto.keystore import Identity
 from ehrchain.node.bft_driver import consensus_router
-from ehrchain.node.errors import PayloadTooLarge
+from ehrchain.node.errors import PayloadTooLarge, Unavailable
+from ehrchain.node.intake import PeerIntake
 from ehrchain.node.networked import NetworkedService
 from ehrchain.node.p2p import P2P, NetworkSettings, load_network_settings
 from ehrchain.node.peers import PEER_HEADER, PeerRefused, RequestChecker
@@ -155,7 +155,7 @@ async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def p2p_router(service: NetworkedService) -> APIRouter:
+def p2p_router(service: NetworkedService, intake: PeerIntake) -> APIRouter:
     """The ``/p2p/`` routes, bound to ``service``; callers are admitted nodes only."""
     router = APIRouter(prefix="/p2p", tags=["node-to-node"])
 
@@ -185,18 +185,16 @@ def p2p_router(service: NetworkedService) -> APIRouter:
         cid = await run_in_threadpool(service.store_peer_blob, data)
         return json_response({"cid": cid}, 201)
 
-    @router.post("/txs", summary="Signed transactions a peer forwards")
+    @router.post(
+        "/txs", status_code=202, summary="Signed transactions a peer forwards (queued, see intake)"
+    )
     async def txs(request: Request) -> Response:
         items = await bodies.batch_items(request)
-        results = await run_in_threadpool(service.submit_from_peer, items)
-        out: list[dict[str, Any]] = []
-        for tx_id, exc in results:
-            if tx_id is not None:
-                out.append({"tx_id": tx_id.hex()})
-            else:
-                problem = problem_for(exc if exc is not None else RuntimeError())
-                out.append({"status": problem.status, "error": {"code": problem.code}})
-        return json_response({"results": out})
+        if service.is_lagging():
+            raise Unavailable("this node is catching up; its peers hold these transactions")
+        if not intake.offer(items):
+            raise Unavailable("this node's queue of gossiped transactions is full")
+        return json_response({"queued": len(items)}, 202)
 
     return router
 
@@ -208,7 +206,7 @@ def mount_network(
     started gossip and catch-up threads (stop them with ``P2P.stop``)."""
     net = load_network_settings(service.settings)
     p2p = P2P(service, identity, net)
-    app.include_router(p2p_router(service))
+    app.include_router(p2p_router(service, p2p.intake))
     app.include_router(consensus_router(lambda: p2p.driver))
     app.include_router(pow_router(lambda: p2p.pow))
     app.add_middleware(

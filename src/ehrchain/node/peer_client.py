@@ -145,12 +145,10 @@ class PeerClient:
     def push_block(self, data: bytes) -> None:
         self.request("POST", "/add_block", body=data, content_type=CBOR)
 
-    def push_txs(self, items: Sequence[bytes]) -> list[dict[str, Any]]:
-        """Forward signed transactions; the peer's per-item results."""
+    def push_txs(self, items: Sequence[bytes]) -> None:
+        """Forward signed transactions (the peer queues them and admits them later)."""
         body = encoding.encode(list(items))
-        answer = self.request("POST", "/p2p/txs", body=body, content_type=CBOR)
-        results = answer.json().get("results", [])
-        return [r for r in results if isinstance(r, dict)]
+        self.request("POST", "/p2p/txs", body=body, content_type=CBOR)
 
     def push_blob(self, data: bytes) -> None:
         self.request("POST", "/p2p/blobs", body=data, content_type=OCTET_STREAM)
