@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--validators", default="1,4,7")
     parser.add_argument("--block-txs", default="500,2000,5000")
-    parser.add_argument("--txs", type=int, default=10_000)
+    parser.add_argument("--txs", type=int, default=20_000)
     parser.add_argument("--latency-s", type=float, default=10.0)
     parser.add_argument("--no-catch-up", action="store_true")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "network-results.json")
