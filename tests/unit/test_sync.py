@@ -250,3 +250,22 @@ def test_a_node_behind_its_peers_refuses_gossip_and_pushed_blocks(chain: Chain) 
     with pytest.raises(Rejected) as again:
         chain.follower.add_block(block.to_bytes())
     assert again.value.code == "not_next"
+
+
+def test_a_proposals_foreign_transactions_are_checked_in_the_workers(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = chain.seal(PER_BLOCK).to_bytes()
+    forged = _forge_signature(data, 11)
+    chain.follower.decode_block(forged)  # the forged one is not remembered as verified
+
+    block = chain.follower.decode_block(data)  # none pending at the follower: all foreign
+
+    def refuse(_tx: txmod.Transaction) -> None:
+        raise AssertionError("verified again on the consensus thread")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(txmod.Transaction, "verify_signature", refuse)
+        chain.follower.check_block(block)
+    with pytest.raises(InvalidSignature):
+        chain.follower.check_block(chain.follower.decode_block(forged))

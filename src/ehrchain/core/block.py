@@ -192,12 +192,19 @@ KnownTx = Callable[[bytes], "txmod.Transaction | None"]
 """A transaction already decoded from exactly these bytes (looked up by their hash), or None."""
 
 
-def block_from_bytes(data: bytes, known: KnownTx | None = None) -> Block:
+DecodeMany = Callable[[Sequence[bytes]], "list[txmod.Transaction]"]
+"""Strictly decodes transactions (as ``tx.from_bytes`` does), in order; raises CoreError."""
+
+
+def block_from_bytes(
+    data: bytes, known: KnownTx | None = None, decode_many: DecodeMany | None = None
+) -> Block:
     """Decode a block and check its shape and Merkle root (not signatures or state).
 
     ``known`` lets a node reuse transactions it decoded before (its pending
     pool): a transaction whose bytes hash to a known one is that object, and
-    is not decoded again.
+    is not decoded again. ``decode_many`` decodes the others together (a node
+    may check them in its verifier workers); by default each ``tx.from_bytes``.
     """
     try:
         header_fields, tx_bytes, cert_fields = encoding.decode(data)
@@ -205,10 +212,16 @@ def block_from_bytes(data: bytes, known: KnownTx | None = None) -> Block:
         raise InvalidBlock(f"undecodable block: {exc}") from exc
     header = BlockHeader.from_fields(header_fields)
     try:
-        if known is None:
+        if known is None and decode_many is None:
             txs = tuple(txmod.from_bytes(b) for b in tx_bytes)
         else:
-            txs = tuple(known(b) or txmod.from_bytes(b) for b in tx_bytes)
+            found = [None if known is None else known(b) for b in tx_bytes]
+            missing = [b for b, t in zip(tx_bytes, found, strict=True) if t is None]
+            if decode_many is None:
+                fresh = iter([txmod.from_bytes(b) for b in missing])
+            else:
+                fresh = iter(decode_many(missing))
+            txs = tuple(t if t is not None else next(fresh) for t in found)
     except CoreError as exc:
         raise InvalidBlock(f"block holds a malformed transaction: {exc}") from exc
     block = Block(header, txs, CommitCertificate.from_fields(cert_fields))

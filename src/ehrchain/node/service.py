@@ -58,6 +58,8 @@ class Committed:
     index: int
 
 
+VERIFIED_KEEP = 50_000
+"""Worker-verified proposal transactions remembered, at most this many (ten blocks)."""
 PEER_KEYS_KEEP = 1_024
 """Admission answers (address -> key or None) cached per head, at most this many."""
 
@@ -97,6 +99,9 @@ class NodeService:
         """Block hash -> (parent hash, result) of blocks checked or proposed here."""
         self._workers: verifier.VerifierPool | None = None
         self._syncing_to = -1
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        """Ids of transactions a verifier worker checked (strict decode, signature) in
+        a proposal: their bytes hash to the id, so the check holds for these bytes."""
         self.counters = {"tx_accepted": 0, "tx_rejected": 0, "blocks": 0, "reads": 0}
 
     # -- admission ---------------------------------------------------------
@@ -386,7 +391,7 @@ class NodeService:
             return known[1]
         if not signatures_checked:
             for t in block.txs:
-                if not self._pool.contains(t.tx_id):
+                if not self._pool.contains(t.tx_id) and t.tx_id not in self._verified:
                     t.verify_signature()
         ctx = BlockContext(
             self.chain_id, header.height, header.timestamp_ms, header.proposer, evidence_check
@@ -680,11 +685,32 @@ class NodeService:
 
     def decode_block(self, data: bytes) -> blockmod.Block:
         """``block_from_bytes``, reusing the pending pool's decoded transactions
-        (a proposal is mostly transactions this node admitted already)."""
-        return blockmod.block_from_bytes(data, self._pooled)
+        (a proposal is mostly transactions this node admitted already); the rest,
+        when there are many, are decoded and signature-checked in the verifier
+        workers, so the consensus thread does not verify them under the GIL."""
+        return blockmod.block_from_bytes(data, self._pooled, self._decode_foreign)
 
     def _pooled(self, data: bytes) -> txmod.Transaction | None:
         return self._pool.get(hashlib.sha256(data).digest())
+
+    def _decode_foreign(self, items: Sequence[bytes]) -> list[txmod.Transaction]:
+        """Strict decodes of a block's transactions that are not pending here. Those a
+        worker verified (signature included) are remembered by id, so checking the
+        block does not verify them again; any other is decoded here, unverified,
+        and checking the block reports it."""
+        if len(items) < verifier.MIN_PARALLEL:
+            return [txmod.from_bytes(data) for data in items]
+        out: list[txmod.Transaction] = []
+        for data, verdict in zip(items, self.verifier().check(items), strict=True):
+            if verdict is not None:
+                out.append(txmod.from_bytes(data))
+                continue
+            tx = txmod.from_checked_bytes(data)
+            self._verified[tx.tx_id] = None
+            out.append(tx)
+        while len(self._verified) > VERIFIED_KEEP:
+            self._verified.popitem(last=False)
+        return out
 
     def check_block(self, block: blockmod.Block) -> None:
         """Every check of ``add_block`` except the certificate, without committing.
