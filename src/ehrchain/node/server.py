@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
+from typing import Final
+
+GIL_SWITCH_S: Final = 0.02
+"""How long a thread holding the GIL runs before another may take it (Python's
+default is 5 ms). A node's consensus, gossip, sync and request threads all want
+it; four validators on two cores reached finality about 15% sooner at half load
+with 20 ms (p50 563-564 ms against 653-693 ms, two runs each) at the same
+throughput, and lost throughput at 1 ms."""
 
 
 def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -> None:
@@ -25,6 +34,7 @@ def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -
     from ehrchain.node.wiring import Sealer, open_node
     from ehrchain.web import create_web
 
+    sys.setswitchinterval(GIL_SWITCH_S)
     settings = load(data_dir, host=host, port=port)
     logs.configure(settings.log_level, settings.log_path)
     service, identity = open_node(settings)
