@@ -33,7 +33,7 @@ from ehrchain.node.genesis import genesis_config
 from ehrchain.node.network import init_member
 from ehrchain.node.networked import NetworkedService
 from ehrchain.node.peer_client import PeerClient
-from ehrchain.node.sync import WORKER_BYTES, SyncError, catch_up
+from ehrchain.node.sync import WORKER_BYTES, GapGrace, SyncError, catch_up
 from ehrchain.node.wiring import open_service
 
 CHAIN = "ehrchain-sync-test"
@@ -269,3 +269,16 @@ def test_a_proposals_foreign_transactions_are_checked_in_the_workers(
         chain.follower.check_block(block)
     with pytest.raises(InvalidSignature):
         chain.follower.check_block(chain.follower.decode_block(forged))
+
+
+def test_a_one_block_gap_is_left_to_the_driver_only_for_the_grace() -> None:
+    now = [100.0]
+    grace = GapGrace(1.0, clock=lambda: now[0])
+    assert grace.wait(5, 6)  # first seen: leave it to consensus
+    now[0] += 0.5
+    assert grace.wait(5, 6)
+    now[0] += 0.6
+    assert not grace.wait(5, 6)  # outlived the grace at the same height: fetch
+    assert grace.wait(6, 7)  # the head moved: a new gap, a new grace
+    assert not grace.wait(6, 9)  # more than one block behind: fetch at once
+    assert not grace.wait(6, 6)
