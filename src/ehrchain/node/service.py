@@ -600,11 +600,12 @@ class NodeService:
         Asked for every node-to-node request; answered from memory until the
         head moves (admission changes only with a block)."""
         self._fresh_cache()
-        if address not in self._peer_keys:
-            if len(self._peer_keys) >= PEER_KEYS_KEEP:
-                self._peer_keys.clear()
-            self._peer_keys[address] = admitted_key(self._committed_state(), address)
-        return self._peer_keys[address]
+        keys = self._peer_keys  # this head's: an answer read meanwhile goes to it, not a newer one
+        if address not in keys:
+            if len(keys) >= PEER_KEYS_KEEP:
+                keys.clear()
+            keys[address] = admitted_key(self._committed_state(), address)
+        return keys[address]
 
     def _validators(self) -> dict[Address, bytes]:
         """The committed validator set, read once per head (do not mutate it)."""
