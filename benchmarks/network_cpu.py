@@ -1,0 +1,98 @@
+"""One BFT row with CPU accounting: committed tx/s, finality at half load, and the CPU
+every node and verifier process spent per committed transaction.
+
+Usage: .venv/bin/python benchmarks/network_cpu.py [--validators 4] [--block-txs 5000]
+       [--txs 20000] [--latency-s 10] [--data-dir DIR]
+
+The steps in BENCHMARKS.md ("Where the time goes") were measured with this, one run
+per step. CPU is user + system time from /proc of each node process and its children
+(the verifier workers), read before and after the throughput phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+from ehrchain.crypto.keystore import KdfParams, load_identity
+from ehrchain.node import bench_network
+from ehrchain.node.bench_load import commit_load, finality_under_load
+from ehrchain.node.bench_workload import Signer, Workload
+from ehrchain.node.network import network_up
+from ehrchain.node.process import free_ports
+from ehrchain.node.setup import ADMIN_KEY_FILE
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of each process and its descendants, by pid."""
+    seen: dict[int, float] = {}
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            seen[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return seen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--validators", type=int, default=4)
+    parser.add_argument("--block-txs", type=int, default=5_000)
+    parser.add_argument("--txs", type=int, default=20_000)
+    parser.add_argument("--latency-s", type=float, default=10.0)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ehrchain-netcpu-") as tmp:
+        root = args.data_dir or Path(tmp) / "net"
+        net = network_up(
+            root,
+            args.validators,
+            "bft",
+            free_ports(args.validators),
+            chain_id="ehrchain-netbench",
+            password=bench_network.PASSWORD,
+            kdf=KdfParams.FAST_FOR_TESTS,
+            node_settings={"max_block_txs": args.block_txs},
+        )
+        signer = Signer()
+        try:
+            admin = load_identity(root / ADMIN_KEY_FILE, bench_network.PASSWORD)
+            workload = Workload.create(net.urls, admin, max(8, 2 * args.validators), signer)
+            commit_load(net.urls, workload, min(args.txs, 512 * args.validators))  # warm-up
+            nodes = [p.pid for p in net.processes]
+            before = cpu_seconds(nodes)
+            result = commit_load(net.urls, workload, args.txs)
+            after = cpu_seconds(nodes)
+            offered, latencies = finality_under_load(
+                net.urls, workload, result.tx_per_s / 2, args.latency_s
+            )
+        finally:
+            signer.close()
+            net.stop()
+    spent = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+    main_spent = sum(after.get(p, 0.0) - before.get(p, 0.0) for p in nodes)
+    latencies.sort()
+    print(f"validators {args.validators}, blocks of {args.block_txs}, {args.txs} reads")
+    print(f"committed tx/s {result.tx_per_s:,.0f} ({result.blocks} blocks, {result.seconds:.2f} s)")
+    print(
+        f"CPU {spent:.1f} s (node main processes {main_spent:.1f} s): "
+        f"{spent / result.committed * 1e6:,.0f} us per committed transaction"
+    )
+    print(
+        f"finality at {offered:,.0f} tx/s offered: p50 {statistics.median(latencies):,.0f} ms, "
+        f"p99 {latencies[int(len(latencies) * 0.99)]:,.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
