@@ -212,21 +212,19 @@ def block_from_bytes(
         raise InvalidBlock(f"undecodable block: {exc}") from exc
     header = BlockHeader.from_fields(header_fields)
     try:
-        if known is None and decode_many is None:
-            txs = tuple(txmod.from_bytes(b) for b in tx_bytes)
-        else:
-            found = [None if known is None else known(b) for b in tx_bytes]
-            missing = [b for b, t in zip(tx_bytes, found, strict=True) if t is None]
-            if decode_many is None:
-                fresh = iter([txmod.from_bytes(b) for b in missing])
-            else:
-                fresh = iter(decode_many(missing))
-            txs = tuple(t if t is not None else next(fresh) for t in found)
+        found = [None if known is None else known(b) for b in tx_bytes]
+        missing = [b for b, t in zip(tx_bytes, found, strict=True) if t is None]
+        fresh = iter((decode_many or _decode_each)(missing))
+        txs = tuple(t if t is not None else next(fresh) for t in found)
     except CoreError as exc:
         raise InvalidBlock(f"block holds a malformed transaction: {exc}") from exc
     block = Block(header, txs, CommitCertificate.from_fields(cert_fields))
     check_body(block)
     return block
+
+
+def _decode_each(items: Sequence[bytes]) -> list[txmod.Transaction]:
+    return [txmod.from_bytes(b) for b in items]
 
 
 def block_from_checked_bytes(data: bytes) -> Block:

@@ -18,9 +18,10 @@ from typing import Final
 GIL_SWITCH_S: Final = 0.02
 """How long a thread holding the GIL runs before another may take it (Python's
 default is 5 ms). A node's consensus, gossip, sync and request threads all want
-it; four validators on two cores reached finality about 15% sooner at half load
-with 20 ms (p50 563-564 ms against 653-693 ms, two runs each) at the same
-throughput, and lost throughput at 1 ms."""
+it; four validators on two cores reached finality sooner at half load with 20 ms
+(p50 563-564 ms against 653-693 ms, two runs each) at the same throughput, and
+lost throughput at 1 ms. Single runs here vary by 15% or more (a later run of
+the same code gave 905 ms), so this is a lead, not a settled gain."""
 
 
 def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -> None:

@@ -30,27 +30,6 @@ REWRAP_READER: Final = {
     "keys.rewrap": "grantee",
 }
 """Kinds that re-wrap keys for a reader, and the payload field naming the reader."""
-INDEXED_KINDS: Final = frozenset(
-    {
-        "hospital.admit",
-        "patient.register",
-        "provider.register",
-        "validator.add",
-        "validator.remove",
-        "access.grant",
-        "access.revoke",
-        "access.deny",
-        "consent.authorise",
-        "consent.withdraw",
-        "access.request",
-        "delegate.add",
-        "delegate.remove",
-        "access.break_glass",
-        "record.create",
-        "record.amend",
-        *REWRAP_READER,
-    }
-)
 
 
 class ChainSource(Protocol):
@@ -141,8 +120,8 @@ class ChainIndex:
 
     def _index(self, tx: txmod.Transaction) -> None:
         kind = tx.kind
-        if kind not in INDEXED_KINDS:
-            return  # reads and the rest: nothing the pages look up
+        if kind == "record.read":
+            return  # most of the chain, and nothing the pages look up
         ix, p, sender = self.ix, tx.payload, str(tx.sender)
         if kind == "hospital.admit":
             ix.hospitals[str(p["hospital_id"])] = {
