@@ -46,7 +46,7 @@ class Route:
     grant: tuple[str, frozenset[str], int] | None = None  # (kind, items, expires_ms)
     delegate: bool = False
     emergency_until: int = 0
-    revoked: bool = False  # lost a grant or delegation and not given one since
+    revoked: bool = False  # lost its last grant or delegation and not given one since
 
 
 @dataclass
@@ -317,13 +317,13 @@ def _update_model(
         route.grant, route.revoked = (which, items, payload["expires_ms"]), False
     elif kind == "access.revoke":
         route = m.route(patient, payload["grantee"])
-        route.grant, route.revoked = None, True
+        route.grant, route.revoked = None, not route.delegate  # a delegate still reads
     elif kind == "delegate.add":
         route = m.route(actor.address, payload["caregiver"])
         route.delegate, route.revoked = True, False
     elif kind == "delegate.remove":
         route = m.route(actor.address, payload["caregiver"])
-        route.delegate, route.revoked = False, True
+        route.delegate, route.revoked = False, route.grant is None  # a grantee still reads
     elif kind == "access.break_glass":
         m.route(payload["patient"], actor.address).emergency_until = w.now + DAY
     elif kind == "record.create":
