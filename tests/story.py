@@ -565,3 +565,11 @@ def json_needles(plaintext: bytes, minimum: int = 16, per_record: int = 12) -> l
     step = max(1, len(plaintext) // 4)
     needles += [plaintext[i : i + 32] for i in range(0, len(plaintext) - 32, step)]
     return [n for n in needles if len(n) >= minimum]
+
+
+def forget_blob(blob_dir: Path, cid: str) -> None:
+    """Lose one blob from a stopped node's store (its index row, as a damaged or
+    hand-edited index would): the bytes stay in the pack, unreachable by CID."""
+    with sqlite3.connect(blob_dir / "index.sqlite") as db:
+        assert db.execute("DELETE FROM blobs WHERE cid = ?", (cid,)).rowcount == 1
+    db.close()

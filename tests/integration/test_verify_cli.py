@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from ehrchain.node.settings import LEDGER_FILE
-from ehrchain.storage.blobs import BlobStore
-from story import StoryDir, write_story_data_dir
+from story import StoryDir, forget_blob, write_story_data_dir
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +83,7 @@ def test_a_tampered_transaction_exits_non_zero_naming_block_and_index(
 
 def test_a_deleted_blob_exits_non_zero_naming_it(pristine: StoryDir, copy: Path) -> None:
     record = pristine.story.record("Observation")
-    BlobStore(copy / "blobs").path_of(record.cid).unlink()
+    forget_blob(copy / "blobs", record.cid)
 
     result = run_verify(copy)
 

@@ -129,3 +129,84 @@ def test_flipped_signature_byte_fails_verification(
     assert tampered.tx_id != signed.tx_id
     with pytest.raises(InvalidSignature):
         tampered.verify_signature()
+
+
+def _agrees_with_decode(data: bytes) -> None:
+    """``decode_byte_strings`` accepts exactly what ``decode`` accepts as a
+    list of byte strings, and returns the same items."""
+    try:
+        full = encoding.decode(data)
+    except EncodingError:
+        full = None
+    expected = (
+        full if isinstance(full, tuple) and all(type(item) is bytes for item in full) else None
+    )
+    try:
+        fast = encoding.decode_byte_strings(data)
+    except EncodingError:
+        fast = None
+    assert fast == expected
+
+
+byte_lists = st.lists(
+    st.binary(max_size=40) | st.sampled_from([23, 24, 255, 256, 65_535, 65_536]).map(bytes),
+    max_size=30,
+)
+
+
+@given(byte_lists)
+def test_byte_string_lists_decode_fast(items: list[bytes]) -> None:
+    encoded = encoding.encode(items)
+    assert encoding.decode_byte_strings(encoded) == tuple(items)
+    _agrees_with_decode(encoded)
+
+
+@given(byte_lists, st.data())
+def test_fast_byte_list_decoder_refuses_what_decode_refuses(
+    items: list[bytes], data: st.DataObject
+) -> None:
+    encoded = bytearray(encoding.encode(items))
+    action = data.draw(st.sampled_from(["flip", "insert", "delete", "append"]))
+    position = data.draw(st.integers(0, len(encoded) - 1))
+    if action == "flip":
+        encoded[position] ^= data.draw(st.integers(1, 255))
+    elif action == "insert":
+        encoded.insert(position, data.draw(st.integers(0, 255)))
+    elif action == "delete":
+        del encoded[position]
+    else:
+        encoded += data.draw(st.binary(min_size=1, max_size=4))
+    _agrees_with_decode(bytes(encoded))
+
+
+@given(values)
+def test_fast_byte_list_decoder_refuses_other_values(value: Any) -> None:
+    _agrees_with_decode(encoding.encode(value))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        bytes.fromhex("98 01 41 61".replace(" ", "")),  # array length in a needless extra byte
+        bytes.fromhex("81 58 01 61".replace(" ", "")),  # byte-string length likewise
+        bytes.fromhex("9f 41 61 ff".replace(" ", "")),  # indefinite-length array
+        bytes.fromhex("81 5f 41 61 ff".replace(" ", "")),  # indefinite-length byte string
+        bytes.fromhex("81 d8 18 41 61".replace(" ", "")),  # a tagged item
+        bytes.fromhex("81 41 61 00".replace(" ", "")),  # trailing byte
+        bytes.fromhex("81 61 61".replace(" ", "")),  # a text string, not bytes
+    ],
+)
+def test_fast_byte_list_decoder_refuses_non_canonical_forms(body: bytes) -> None:
+    with pytest.raises(EncodingError):
+        encoding.decode_byte_strings(bytes([encoding.VERSION]) + body)
+    _agrees_with_decode(bytes([encoding.VERSION]) + body)
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1))
+def test_the_expected_heads_are_cbor2s_shortest_heads(argument: int) -> None:
+    """The head check agrees with cbor2's own shortest form (an unsigned int's
+    encoding is exactly its head), for every argument size up to 8 bytes."""
+    import cbor2
+
+    head = cbor2.dumps(argument)
+    assert encoding._expect_head(head, 0, 0, argument) == len(head)

@@ -30,7 +30,7 @@ from ehrchain.node.wiring import open_service
 from ehrchain.storage.blobs import BlobStore
 from ehrchain.storage.errors import BlobCorrupt
 from ehrchain.storage.view import LedgerView
-from story import Story, write_story_data_dir
+from story import Story, forget_blob, write_story_data_dir
 
 
 @dataclass(frozen=True)
@@ -186,9 +186,10 @@ def test_a_flipped_bit_in_a_blob_names_it_and_it_is_never_served(
 ) -> None:
     story = pristine.story
     record = story.record("Observation")
-    blob_file = BlobStore(copy / "blobs").path_of(record.cid)
+    with BlobStore(copy / "blobs") as blobs:
+        pack = blobs.locate(record.cid).pack
 
-    _flip_byte_inside(blob_file, record.sealed.blob)
+    _flip_byte_inside(pack, record.sealed.blob)
 
     problem = _failed(copy)
     assert f"blob {record.cid}" in problem
@@ -212,10 +213,20 @@ def test_a_flipped_bit_in_a_blob_names_it_and_it_is_never_served(
 def test_a_deleted_blob_is_named_missing(pristine: Pristine, copy: Path) -> None:
     record = pristine.story.record("discharge-summary")
 
-    BlobStore(copy / "blobs").path_of(record.cid).unlink()
+    forget_blob(copy / "blobs", record.cid)
 
     problem = _failed(copy)
     assert f"blob {record.cid}" in problem
+    assert "missing" in problem
+
+
+def test_a_deleted_pack_file_is_named_missing(pristine: Pristine, copy: Path) -> None:
+    record = pristine.story.record("discharge-summary")
+    with BlobStore(copy / "blobs") as blobs:
+        blobs.locate(record.cid).pack.unlink()
+
+    problem = _failed(copy)
+    assert "blob " in problem
     assert "missing" in problem
 
 

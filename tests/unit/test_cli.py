@@ -121,9 +121,10 @@ def test_verify_passes_a_fresh_node_and_names_a_tampered_blob(
     assert "ok" in ok.stdout
     store = BlobStore(load(data_dir).blob_dir)
     cid = store.put(b"sealed bytes")
-    blob = store.path_of(cid)
-    blob.chmod(0o600)
-    blob.write_bytes(b"sealed bytez")
+    where = store.locate(cid)
+    with where.pack.open("r+b") as pack:
+        pack.seek(where.offset + len(b"sealed byte"))
+        pack.write(b"z")
     bad = run(runner, "verify", "--data-dir", str(data_dir))
     assert bad.exit_code == 1
     assert "verification failed" in bad.stderr

@@ -73,12 +73,14 @@ def _cbor_list(body: bytes) -> list[bytes]:
     if len(body) > encoding.MAX_ENCODED_SIZE:
         raise BodyTooLarge(f"a CBOR batch may hold at most {encoding.MAX_ENCODED_SIZE} bytes")
     try:
-        items = encoding.decode(body)
+        return list(encoding.decode_byte_strings(body))
+    except EncodingError:
+        pass
+    try:  # only to tell a malformed body from a well-formed one of the wrong shape
+        encoding.decode(body)
     except EncodingError:
         raise MalformedRequest("body is not a canonical CBOR list") from None
-    if not isinstance(items, tuple) or not all(isinstance(i, bytes) for i in items):
-        raise InvalidRequest("body must be a list of byte strings")
-    return list(items)
+    raise InvalidRequest("body must be a list of byte strings")
 
 
 async def batch_items(request: Request) -> list[bytes]:

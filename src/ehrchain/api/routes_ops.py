@@ -126,7 +126,7 @@ def ops_router(service: NodeService) -> APIRouter:
     )
     async def put_blobs(request: Request) -> Response:
         items = await bodies.blob_batch(request)
-        cids = await run_in_threadpool(lambda: [service.put_blob(b) for b in items])
+        cids = await run_in_threadpool(service.put_blobs, items)
         return json_response({"cids": cids}, 201)
 
     return router

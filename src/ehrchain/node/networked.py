@@ -152,6 +152,13 @@ class NetworkedService(NodeService):
             self.links.blob_stored(data)
         return cid
 
+    def put_blobs(self, items: Sequence[bytes]) -> list[str]:
+        cids = super().put_blobs(items)
+        if self.links is not None:
+            for data in items:
+                self.links.blob_stored(data)
+        return cids
+
     def store_peer_blob(self, data: bytes) -> str:
         """A blob a peer pushed: stored under the CID of its bytes, not pushed again."""
         return super().put_blob(data)

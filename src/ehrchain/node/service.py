@@ -549,6 +549,13 @@ class NodeService:
             raise PayloadTooLarge(f"blob exceeds {self.settings.max_blob_bytes} bytes")
         return str(self.blobs.put(data))
 
+    def put_blobs(self, items: Sequence[bytes]) -> list[str]:
+        """Store a batch of blobs with one index commit; their CIDs in order."""
+        for data in items:
+            if len(data) > self.settings.max_blob_bytes:
+                raise PayloadTooLarge(f"blob exceeds {self.settings.max_blob_bytes} bytes")
+        return [str(cid) for cid in self.blobs.put_many(items)]
+
     def read(self, data: bytes) -> dict[str, Any]:
         """Admit a signed record.read (the audit event) and return what it unlocks."""
         tx = self._decode(data)

@@ -37,7 +37,7 @@ from ehrchain.node.peer_client import PeerClient, PeerError
 from ehrchain.node.service import NodeService
 from ehrchain.node.verifier import Verdict
 from ehrchain.storage.blobs import BlobStore
-from ehrchain.storage.errors import StorageError
+from ehrchain.storage.errors import BlobCorrupt, StorageError
 from ehrchain.storage.ledger import ChainHead, Ledger
 
 __all__ = [
@@ -269,7 +269,8 @@ def rebuild_from_peer(
     config = GenesisConfig.from_json(genesis_path.read_text())
     quarantine = ledger_path.parent / "quarantine"
     set_aside = _set_aside_ledger(ledger_path, quarantine, clock())
-    _set_aside_bad_blobs(BlobStore(blob_dir), quarantine)
+    with BlobStore(blob_dir) as blobs:
+        _set_aside_bad_blobs(blobs, quarantine)
     with Ledger.open(ledger_path) as ledger:
         commit_genesis(ledger, config)
     service = service_factory()
@@ -299,12 +300,10 @@ def _set_aside_ledger(ledger_path: Path, quarantine: Path, now_ms: int) -> Path 
 
 def _set_aside_bad_blobs(blobs: BlobStore, quarantine: Path) -> None:
     for cid in list(blobs.iter_cids()):
-        path = blobs.path_of(cid)
         try:
-            check_cid(cid, path.read_bytes())
-        except (CoreError, OSError):
-            quarantine.mkdir(exist_ok=True)
-            path.replace(quarantine / f"blob-{cid}")
+            blobs.get(cid)
+        except BlobCorrupt:
+            blobs.set_aside(cid, quarantine)
 
 
 def _missing_version_blobs(
