@@ -170,6 +170,9 @@ def test_iter_cids_lists_every_stored_blob_once_in_order(
     cids = {store.put(b"blob %d" % i) for i in range(30)}
     store.put(b"blob 3")
     assert list(store.iter_cids()) == sorted(cids)
+    size = store.locate(sorted(cids)[0]).pack.stat().st_size
+    assert set(store.put_many([b"blob %d" % i for i in range(30)])) == cids  # 5 lookups of 7
+    assert store.locate(sorted(cids)[0]).pack.stat().st_size == size
 
 
 def test_a_damaged_blob_set_aside_is_kept_and_forgotten(store: BlobStore, tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import sqlite3
 import threading
@@ -100,7 +101,12 @@ class BlobStore:
             if len(data) > MAX_BLOB_SIZE:
                 raise BlobTooLarge(f"blob of {len(data)} bytes exceeds {MAX_BLOB_SIZE}")
         cids = [cidmod.cid_of(data) for data in items]
-        todo = {cid: data for cid, data in zip(cids, items, strict=True) if not self._intact(cid)}
+        stored = self._indexed(cids)
+        todo = {
+            cid: data
+            for cid, data in zip(cids, items, strict=True)
+            if cid not in stored or not self._intact(cid)
+        }
         if todo:
             with self._lock:
                 self._append(todo)
@@ -251,6 +257,18 @@ class BlobStore:
 
     def _pack_path(self, number: int) -> Path:
         return self._packs / f"{number:06d}.pack"
+
+    def _indexed(self, cids: Sequence[Cid]) -> set[str]:
+        """Which of ``cids`` the index names, a few hundred per query."""
+        found: set[str] = set()
+        for start in range(0, len(cids), PAGE):
+            chunk = json.dumps(list(cids[start : start + PAGE]))
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT cid FROM blobs WHERE cid IN (SELECT value FROM json_each(?))", (chunk,)
+                )
+                found.update(str(row[0]) for row in rows)
+        return found
 
     def _intact(self, cid: Cid) -> bool:
         try:
