@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import assume, given
@@ -141,11 +142,13 @@ def _agrees_with_decode(data: bytes) -> None:
     expected = (
         full if isinstance(full, tuple) and all(type(item) is bytes for item in full) else None
     )
-    try:
-        fast = encoding.decode_byte_strings(data)
-    except EncodingError:
-        fast = None
-    assert fast == expected
+    for threshold in (0, 1 << 62):  # heads checked in place; re-encoded
+        with mock.patch.object(encoding, "_IN_PLACE_ITEM_BYTES", threshold):
+            try:
+                fast = encoding.decode_byte_strings(data)
+            except EncodingError:
+                fast = None
+        assert fast == expected
 
 
 byte_lists = st.lists(
@@ -197,8 +200,12 @@ def test_fast_byte_list_decoder_refuses_other_values(value: Any) -> None:
     ],
 )
 def test_fast_byte_list_decoder_refuses_non_canonical_forms(body: bytes) -> None:
-    with pytest.raises(EncodingError):
-        encoding.decode_byte_strings(bytes([encoding.VERSION]) + body)
+    for threshold in (0, 1 << 62):
+        with (
+            mock.patch.object(encoding, "_IN_PLACE_ITEM_BYTES", threshold),
+            pytest.raises(EncodingError),
+        ):
+            encoding.decode_byte_strings(bytes([encoding.VERSION]) + body)
     _agrees_with_decode(bytes([encoding.VERSION]) + body)
 
 

@@ -79,9 +79,11 @@ def decode_byte_strings(data: bytes) -> tuple[bytes, ...]:
     ``decode`` proves canonical form by re-encoding the value, which for a batch
     of large blobs costs more than storing them (cbor2 re-encodes 2 MiB in about
     2 ms). A list of byte strings has one canonical layout: the shortest array
-    head, then each item's shortest byte-string head and its bytes. So the heads
-    are compared in place, each item against its own slice, and the total length
-    must match (which also refuses trailing bytes, which cbor2 ignores).
+    head, then each item's shortest byte-string head and its bytes. So for large
+    items the heads are compared in place, each item against its own slice, and
+    the total length must match (which also refuses trailing bytes, which cbor2
+    ignores); a list of many small items (a transaction batch) is still checked
+    by re-encoding, which is faster there than a Python loop over the items.
     """
     if len(data) > MAX_ENCODED_SIZE:
         raise EncodingError(f"encoding of {len(data)} bytes exceeds {MAX_ENCODED_SIZE}")
@@ -93,6 +95,10 @@ def decode_byte_strings(data: bytes) -> tuple[bytes, ...]:
         raise EncodingError(f"not valid CBOR: {exc}") from exc
     if type(value) is not list or not all(type(item) is bytes for item in value):
         raise EncodingError("not a list of byte strings")
+    if len(data) < _IN_PLACE_ITEM_BYTES * len(value):
+        if cbor2.dumps(value, canonical=True) != data[1:]:
+            raise EncodingError("encoding is not canonical")
+        return tuple(value)
     offset = _expect_head(data, 1, _ARRAY, len(value))
     for item in value:
         offset = _expect_head(data, offset, _BYTES, len(item))
@@ -105,6 +111,8 @@ def decode_byte_strings(data: bytes) -> tuple[bytes, ...]:
     return tuple(value)
 
 
+_IN_PLACE_ITEM_BYTES: Final = 4096
+"""Average item size from which ``decode_byte_strings`` checks heads in place."""
 _BYTES: Final = 2
 _ARRAY: Final = 4
 
