@@ -96,16 +96,18 @@ def blob_store_rate(count: int = 2_000, size: int = 64 * 1024) -> float:
     """64 KiB blobs per second: CID computed and the bytes appended to one file
     (what the pack store does per blob, without its index)."""
     blobs = [os.urandom(size) for _ in range(64)]
-    with tempfile.TemporaryDirectory(prefix="ehrchain-ceiling-") as tmp:
-        with (Path(tmp) / "ceiling.pack").open("ab") as pack:
+    with (
+        tempfile.TemporaryDirectory(prefix="ehrchain-ceiling-") as tmp,
+        (Path(tmp) / "ceiling.pack").open("ab") as pack,
+    ):
 
-            def work() -> None:
-                for i in range(count):
-                    data = blobs[i & 63]
-                    cidmod.cid_of(data)
-                    pack.write(data)
+        def work() -> None:
+            for i in range(count):
+                data = blobs[i & 63]
+                cidmod.cid_of(data)
+                pack.write(data)
 
-            return _rate(count, work)
+        return _rate(count, work)
 
 
 def measure() -> Ceilings:

@@ -89,7 +89,10 @@ class NodeService:
         self._peer_keys: dict[str, bytes | None] = {}
         self._clock = clock
         self._lock = threading.RLock()
-        self._committed = threading.Condition(self._lock)
+        self._commits = 0
+        self._committed = threading.Condition()
+        """Signalled after every commit; its own lock, so a long-poll waiting for a
+        commit never takes the service lock (nor wakes on admissions)."""
         self._reader = LedgerReader(ledger)
         self._pool = Mempool(self._reader)
         self._peers: list[str] = []
@@ -182,7 +185,6 @@ class NodeService:
             raise
         self._pool.add(tx, effects, self._clock(), self._context())
         self.counters["tx_accepted"] += 1
-        self._committed.notify_all()
 
     def submit(self, data: bytes) -> bytes:
         """Verify and queue one signed transaction; return its id."""
@@ -312,7 +314,7 @@ class NodeService:
         else:  # the block is the pool's oldest transactions: the rest keep their results
             self._pool.committed(list(txs), result.writes)
         self.counters["blocks"] += 1
-        self._committed.notify_all()
+        self._signal_commit()
         return block
 
     def seal_if_due(self) -> blockmod.Block | None:
@@ -344,7 +346,7 @@ class NodeService:
             self._head = self._load_head()
             self._open = None
             self._settle_pool(block, result)
-            self._committed.notify_all()
+            self._signal_commit()
             return self.head()
 
     def _settle_pool(self, block: blockmod.Block, result: BlockResult) -> None:
@@ -446,17 +448,30 @@ class NodeService:
     def tx(self, tx_id: bytes) -> tuple[txmod.Transaction, int, int] | None:
         return self.ledger.tx(tx_id)
 
+    def _signal_commit(self) -> None:
+        with self._committed:
+            self._commits += 1
+            self._committed.notify_all()
+
     def wait_for_tx(
         self, tx_id: bytes, timeout_s: float
     ) -> tuple[txmod.Transaction, int, int] | None:
+        """The committed transaction, waiting up to ``timeout_s`` (at most 30 s) for it.
+
+        Looked up on a pooled read connection after each commit, without the
+        service lock: long-polls do not queue behind admission or sealing."""
         deadline = time.monotonic() + min(timeout_s, 30.0)
-        with self._committed:
-            while True:
-                found = self.ledger.tx(tx_id)
-                remaining = deadline - time.monotonic()
-                if found is not None or remaining <= 0:
-                    return found
-                self._committed.wait(min(remaining, 0.5))
+        while True:
+            with self._committed:
+                seen = self._commits
+            with self.ledger.reader() as view:
+                found = view.tx(tx_id)
+            remaining = deadline - time.monotonic()
+            if found is not None or remaining <= 0:
+                return found
+            with self._committed:
+                if self._commits == seen:
+                    self._committed.wait(min(remaining, 0.5))
 
     def tx_proof(self, tx_id: bytes) -> merkle.InclusionProof:
         found = self.ledger.tx(tx_id)
@@ -753,7 +768,7 @@ class NodeService:
             self._head = self._load_head()
             self._open = None
             self._pool.rebuild(self._context())
-            self._committed.notify_all()
+            self._signal_commit()
             return removed, pending
 
     def readmit(self, txs: Sequence[txmod.Transaction]) -> list[txmod.Transaction]:
@@ -787,4 +802,4 @@ class NodeService:
                 if remaining <= 0:
                     break
                 self._committed.wait(min(remaining, 0.5))
-            return self.head()
+        return self.head()
