@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -63,8 +63,9 @@ from ehrchain.consensus.messages import (
 )
 from ehrchain.consensus.wire import decode_message, encode_evidence, encode_message
 from ehrchain.core import block as blockmod
+from ehrchain.core import encoding
 from ehrchain.core import tx as txmod
-from ehrchain.core.errors import CoreError
+from ehrchain.core.errors import CoreError, EncodingError
 from ehrchain.core.types import Address, ChainId
 from ehrchain.crypto.errors import CryptoError
 from ehrchain.crypto.keystore import Identity
@@ -76,6 +77,7 @@ from ehrchain.node.networked import NetworkedService
 __all__ = ["BftDriver", "NodeProposals", "SignedLog", "consensus_router"]
 
 MAX_INBOX: Final = 10_000
+MAX_MESSAGE_BATCH: Final = 256
 SIGNED_LOG: Final = "bft-signed.log"
 IDLE_POLL_S: Final = 0.1
 logger = logging.getLogger("ehrchain.node.bft")
@@ -226,16 +228,15 @@ class BftDriver:
 
     def deliver(self, data: bytes) -> None:
         """A message from a peer (already authenticated as an admitted node)."""
-        try:
-            msg = decode_message(data)
-        except ConsensusError as exc:
-            raise Rejected("invalid_request", f"not a consensus message: {exc}") from None
-        if not isinstance(msg, Proposal | Prevote | Precommit | Status | Committed):
-            raise Rejected("invalid_request", "not a BFT message")
+        self.deliver_many([data])
+
+    def deliver_many(self, items: Sequence[bytes]) -> None:
+        """Messages from a peer, in order; all are refused if one does not decode."""
+        messages = peer_messages(items)
         with self._wake:
-            if len(self._inbox) >= MAX_INBOX:
+            if len(self._inbox) + len(messages) > MAX_INBOX:
                 raise Rejected("pool_full", "consensus inbox is full")
-            self._inbox.append(msg)
+            self._inbox.extend(messages)
             self._wake.notify()
 
     def poke(self) -> None:
@@ -367,16 +368,48 @@ class BftDriver:
             self._gossip.block(final.to_bytes())  # followers that do not vote
 
 
+def peer_messages(items: Sequence[bytes]) -> list[Message]:
+    """Decode BFT messages a peer sent; Rejected (400) for the first that is not one."""
+    messages: list[Message] = []
+    for data in items:
+        try:
+            msg = decode_message(data)
+        except ConsensusError as exc:
+            raise Rejected("invalid_request", f"not a consensus message: {exc}") from None
+        if not isinstance(msg, Proposal | Prevote | Precommit | Status | Committed):
+            raise Rejected("invalid_request", "not a BFT message")
+        messages.append(msg)
+    return messages
+
+
 def consensus_router(driver: Callable[[], BftDriver | None]) -> APIRouter:
-    """``POST /consensus/message``: one wire-encoded consensus message from a peer."""
+    """``POST /consensus/message``: one wire-encoded consensus message from a peer;
+    ``POST /consensus/messages``: several, as a canonical CBOR list, in order."""
     router = APIRouter(prefix="/consensus", tags=["node-to-node"])
 
-    @router.post("/message", status_code=202, summary="A consensus message from a peer")
-    async def message(request: Request) -> Response:
+    def running() -> BftDriver:
         current = driver()
         if current is None:
             raise Rejected("not_authorised", "this node does not run BFT consensus")
-        current.deliver(await request.body())
+        return current
+
+    @router.post("/message", status_code=202, summary="A consensus message from a peer")
+    async def message(request: Request) -> Response:
+        running().deliver(await request.body())
+        return Response(status_code=202)
+
+    @router.post("/messages", status_code=202, summary="Consensus messages from a peer")
+    async def messages(request: Request) -> Response:
+        current = running()
+        try:
+            items = encoding.decode_byte_strings(await request.body())
+        except EncodingError:
+            raise Rejected(
+                "invalid_request", "body is not a canonical CBOR list of messages"
+            ) from None
+        if not 0 < len(items) <= MAX_MESSAGE_BATCH:
+            raise Rejected("invalid_request", f"send 1 to {MAX_MESSAGE_BATCH} messages")
+        current.deliver_many(items)
         return Response(status_code=202)
 
     return router

@@ -5,7 +5,9 @@ dead peer delays nobody else and cannot make the node's memory grow: when a
 lane is full its oldest item is dropped (the peer's own catch-up recovers
 blocks; a transaction it missed reaches a validator through another peer, or
 its sender resubmits). Broadcasting is idempotent: an item already sent is
-not queued again. Consensus messages take a separate, higher-priority queue.
+not queued again. Consensus messages have their own queue and sender thread per
+peer, so a vote never waits behind a batch of transactions in flight to that
+peer, and the messages queued meanwhile go together in one request.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ __all__ = ["Gossip"]
 
 MAX_QUEUE: Final = 10_000
 MAX_TX_BATCH: Final = 500
+MAX_CONSENSUS_BATCH: Final = 64
+MAX_CONSENSUS_BATCH_BYTES: Final = 4 * 1024 * 1024
+"""A proposal carries its block, so a batch is also bounded in bytes."""
 MAX_SEEN: Final = 100_000
 RETRY_PAUSE_S: Final = 0.5
 
@@ -32,7 +37,8 @@ logger = logging.getLogger("ehrchain.node.gossip")
 
 
 class _Lane:
-    """The queue and sender thread of one peer."""
+    """The queues and sender threads of one peer: consensus messages on one thread,
+    transactions, blocks and blobs on the other."""
 
     def __init__(self, client: PeerClient, max_queue: int) -> None:
         self.client = client
@@ -42,8 +48,13 @@ class _Lane:
         self._stop = False
         self.sent = 0
         self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name=f"gossip {client.url}", daemon=True)
-        self._thread.start()
+        name = f"gossip {client.url}"
+        self._threads = [
+            threading.Thread(target=self._run, args=(False,), name=name, daemon=True),
+            threading.Thread(target=self._run, args=(True,), name=f"{name} votes", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def put(self, item: Item) -> None:
         queue = self._urgent if item[0] == CONSENSUS else self._items
@@ -51,35 +62,40 @@ class _Lane:
             if len(queue) == queue.maxlen:
                 self.dropped += 1
             queue.append(item)
-            self._ready.notify()
+            self._ready.notify_all()
 
     def stop(self) -> None:
         with self._ready:
             self._stop = True
-            self._ready.notify()
-        self._thread.join(timeout=5)
+            self._ready.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=5)
 
-    def _next(self) -> list[Item] | None:
-        """The next item, or a run of consecutive transactions as one batch."""
+    def _next(self, urgent: bool) -> list[Item] | None:
+        """The consensus messages queued (up to a batch), or the next item, or a run of
+        consecutive transactions as one batch."""
+        queue = self._urgent if urgent else self._items
         with self._ready:
-            while not self._stop and not self._urgent and not self._items:
+            while not self._stop and not queue:
                 self._ready.wait()
             if self._stop:
                 return None
-            if self._urgent:
-                return [self._urgent.popleft()]
-            batch = [self._items.popleft()]
-            while batch[0][0] == TX and self._items and self._items[0][0] == TX:
-                if len(batch) >= MAX_TX_BATCH:
+            batch = [queue.popleft()]
+            limit = MAX_CONSENSUS_BATCH if urgent else MAX_TX_BATCH
+            size = len(batch[0][1])
+            while batch[0][0] in (TX, CONSENSUS) and queue and queue[0][0] == batch[0][0]:
+                size += len(queue[0][1])
+                if len(batch) >= limit or (urgent and size > MAX_CONSENSUS_BATCH_BYTES):
                     break
-                batch.append(self._items.popleft())
+                batch.append(queue.popleft())
             return batch
 
-    def _run(self) -> None:
-        while (batch := self._next()) is not None:
+    def _run(self, urgent: bool) -> None:
+        while (batch := self._next(urgent)) is not None:
             try:
                 self._send(batch)
-                self.sent += len(batch)
+                with self._ready:
+                    self.sent += len(batch)
             except PeerError as exc:
                 # Unreachable or refused: the peer recovers blocks by catch-up.
                 logger.debug(
@@ -99,8 +115,10 @@ class _Lane:
             self.client.push_block(batch[0][1])
         elif kind == BLOB:
             self.client.push_blob(batch[0][1])
-        else:
+        elif len(batch) == 1:
             self.client.push_consensus(batch[0][1])
+        else:
+            self.client.push_consensus_batch([data for _, data in batch])
 
 
 class Gossip:

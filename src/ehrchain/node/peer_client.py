@@ -156,6 +156,11 @@ class PeerClient:
     def push_consensus(self, data: bytes) -> None:
         self.request("POST", "/consensus/message", body=data, content_type=CBOR, timeout_s=3.0)
 
+    def push_consensus_batch(self, items: Sequence[bytes]) -> None:
+        """Several consensus messages, in order, as one canonical CBOR list."""
+        body = encoding.encode(list(items))
+        self.request("POST", "/consensus/messages", body=body, content_type=CBOR, timeout_s=3.0)
+
 
 def _error_of(answer: httpx.Response) -> tuple[str, str]:
     try:

@@ -1,0 +1,160 @@
+"""Consensus messages between nodes: their own sender per peer (never behind a batch of
+transactions in flight), queued ones batched into one request, and the batch route."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, cast
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from ehrchain.api.errors import install_error_handlers
+from ehrchain.api.middleware import CatchAllMiddleware
+from ehrchain.consensus.messages import Status
+from ehrchain.consensus.wire import encode_message
+from ehrchain.core import encoding
+from ehrchain.core.identity import new_identity
+from ehrchain.core.types import Address
+from ehrchain.node.bft_driver import BftDriver, consensus_router, peer_messages
+from ehrchain.node.errors import Rejected
+from ehrchain.node.gossip import CONSENSUS, TX, _Lane
+from ehrchain.node.peer_client import PeerClient
+
+WAIT_S = 5.0
+ME = Address(new_identity("node").address)
+
+
+def _status(height: int) -> bytes:
+    return encode_message(Status(height, ME))
+
+
+class SlowPeer:
+    """A peer client whose sends block until released, recording what was sent."""
+
+    url = "http://127.0.0.1:9"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+        self.entered = {kind: threading.Event() for kind in ("txs", "consensus")}
+        self.release = {kind: threading.Event() for kind in ("txs", "consensus")}
+
+    def _hold(self, kind: str, what: Any) -> None:
+        self.sent.append((kind, what))
+        self.entered[kind].set()
+        assert self.release[kind].wait(WAIT_S)
+
+    def push_txs(self, items: Sequence[bytes]) -> None:
+        self._hold("txs", list(items))
+
+    def push_consensus(self, data: bytes) -> None:
+        self._hold("consensus", [data])
+
+    def push_consensus_batch(self, items: Sequence[bytes]) -> None:
+        self._hold("consensus", list(items))
+
+
+def _wait_for(predicate: Any) -> None:
+    done = threading.Event()
+    for _ in range(int(WAIT_S / 0.01)):
+        if predicate():
+            return
+        done.wait(0.01)
+    raise AssertionError("condition not reached")
+
+
+def test_a_vote_is_sent_while_transactions_to_that_peer_are_in_flight() -> None:
+    peer = SlowPeer()
+    lane = _Lane(cast(PeerClient, peer), 100)
+    try:
+        lane.put((TX, b"tx-1"))
+        assert peer.entered["txs"].wait(WAIT_S)
+        lane.put((CONSENSUS, _status(7)))
+        assert peer.entered["consensus"].wait(WAIT_S)  # the tx push is still blocked
+        assert ("consensus", [_status(7)]) in peer.sent
+    finally:
+        for event in peer.release.values():
+            event.set()
+        lane.stop()
+
+
+def test_consensus_messages_queued_meanwhile_go_in_one_request_in_order() -> None:
+    peer = SlowPeer()
+    lane = _Lane(cast(PeerClient, peer), 100)
+    try:
+        lane.put((CONSENSUS, _status(1)))
+        assert peer.entered["consensus"].wait(WAIT_S)
+        for height in (2, 3, 4):
+            lane.put((CONSENSUS, _status(height)))
+        peer.release["consensus"].set()
+        _wait_for(lambda: len(peer.sent) == 2)
+        assert peer.sent == [
+            ("consensus", [_status(1)]),
+            ("consensus", [_status(2), _status(3), _status(4)]),
+        ]
+    finally:
+        for event in peer.release.values():
+            event.set()
+        lane.stop()
+
+
+def test_peer_messages_decodes_bft_messages_and_refuses_anything_else() -> None:
+    assert peer_messages([_status(5), _status(6)]) == [Status(5, ME), Status(6, ME)]
+    for bad in (b"", b"\x01\xa0", encoding.encode(["ehrchain/not-a-message", 1])):
+        with pytest.raises(Rejected):
+            peer_messages([_status(5), bad])
+
+
+class InboxStub:
+    def __init__(self) -> None:
+        self.delivered: list[list[bytes]] = []
+
+    def deliver(self, data: bytes) -> None:
+        self.deliver_many([data])
+
+    def deliver_many(self, items: Sequence[bytes]) -> None:
+        peer_messages(items)
+        self.delivered.append(list(items))
+
+
+@pytest.fixture
+def stub() -> InboxStub:
+    return InboxStub()
+
+
+@pytest.fixture
+def client(stub: InboxStub) -> TestClient:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(CatchAllMiddleware)  # turns Rejected into its problem answer
+    app.include_router(consensus_router(lambda: cast(BftDriver, stub)))
+    return TestClient(app)
+
+
+CBOR = {"content-type": "application/cbor"}
+
+
+def test_the_batch_route_delivers_every_message_in_order(
+    client: TestClient, stub: InboxStub
+) -> None:
+    body = encoding.encode([_status(1), _status(2)])
+    assert client.post("/consensus/messages", content=body, headers=CBOR).status_code == 202
+    assert stub.delivered == [[_status(1), _status(2)]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not cbor",
+        encoding.encode([]),
+        encoding.encode([_status(1)] * 257),
+        encoding.encode(["text, not bytes"]),
+        encoding.encode([_status(1), b"\x01garbage"]),
+    ],
+)
+def test_a_bad_batch_is_refused_whole(client: TestClient, stub: InboxStub, body: bytes) -> None:
+    answer = client.post("/consensus/messages", content=body, headers=CBOR)
+    assert answer.status_code == 422
+    assert stub.delivered == []
