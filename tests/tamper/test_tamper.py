@@ -9,6 +9,7 @@ blob it touched.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import sqlite3
@@ -186,7 +187,7 @@ def test_a_flipped_bit_in_a_blob_names_it_and_it_is_never_served(
 ) -> None:
     story = pristine.story
     record = story.record("Observation")
-    with BlobStore(copy / "blobs") as blobs:
+    with contextlib.closing(BlobStore(copy / "blobs")) as blobs:
         pack = blobs.locate(record.cid).pack
 
     _flip_byte_inside(pack, record.sealed.blob)
@@ -222,7 +223,7 @@ def test_a_deleted_blob_is_named_missing(pristine: Pristine, copy: Path) -> None
 
 def test_a_deleted_pack_file_is_named_missing(pristine: Pristine, copy: Path) -> None:
     record = pristine.story.record("discharge-summary")
-    with BlobStore(copy / "blobs") as blobs:
+    with contextlib.closing(BlobStore(copy / "blobs")) as blobs:
         blobs.locate(record.cid).pack.unlink()
 
     problem = _failed(copy)

@@ -15,6 +15,7 @@ file (the only local file trusted) and re-syncs the whole chain from a peer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -269,7 +270,7 @@ def rebuild_from_peer(
     config = GenesisConfig.from_json(genesis_path.read_text())
     quarantine = ledger_path.parent / "quarantine"
     set_aside = _set_aside_ledger(ledger_path, quarantine, clock())
-    with BlobStore(blob_dir) as blobs:
+    with contextlib.closing(BlobStore(blob_dir)) as blobs:
         _set_aside_bad_blobs(blobs, quarantine)
     with Ledger.open(ledger_path) as ledger:
         commit_genesis(ledger, config)

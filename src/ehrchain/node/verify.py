@@ -15,7 +15,9 @@ every blob against its content id. The first problem found is named.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sqlite3
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,11 +70,12 @@ def verify_data_dir(data_dir: Path, progress: Progress = _noop) -> VerifyReport:
     """Verify everything under data_dir; never raises for tampering, reports it."""
     settings = load(data_dir)
     counts = {"blocks": 0, "txs": 0, "blobs": 0}
-    blobs: BlobStore | None = None
     try:
-        blobs = BlobStore(settings.blob_dir)
         config = GenesisConfig.from_json(settings.genesis_path.read_text())
-        with tempfile.TemporaryDirectory(prefix="ehrchain-verify-") as scratch:
+        with (
+            contextlib.closing(BlobStore(settings.blob_dir)) as blobs,
+            tempfile.TemporaryDirectory(prefix="ehrchain-verify-") as scratch,
+        ):
             replica = Ledger.open(Path(scratch) / "replica.sqlite")
             try:
                 stored = LedgerView.open(settings.ledger_path)
@@ -84,15 +87,12 @@ def verify_data_dir(data_dir: Path, progress: Progress = _noop) -> VerifyReport:
                 _verify_version_blobs(replica, blobs)
             finally:
                 replica.close()
-        _verify_blobs(blobs, counts, progress)
+            _verify_blobs(blobs, counts, progress)
     except Tampered as exc:
         return VerifyReport(False, str(exc), counts["blocks"], counts["txs"], counts["blobs"])
-    except (StorageError, CoreError, OSError, ValueError) as exc:
+    except (StorageError, CoreError, OSError, ValueError, sqlite3.Error) as exc:
         problem = f"data directory unreadable: {type(exc).__name__}: {exc}"
         return VerifyReport(False, problem, counts["blocks"], counts["txs"], counts["blobs"])
-    finally:
-        if blobs is not None:
-            blobs.close()
     return VerifyReport(True, None, counts["blocks"], counts["txs"], counts["blobs"])
 
 

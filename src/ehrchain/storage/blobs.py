@@ -38,7 +38,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 from ehrchain.core import cid as cidmod
@@ -243,17 +242,6 @@ class BlobStore:
                 os.close(self._writer[1])
                 self._writer = None
             self._db.close()
-
-    def __enter__(self) -> BlobStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _pack_path(self, number: int) -> Path:
         return self._packs / f"{number:06d}.pack"
