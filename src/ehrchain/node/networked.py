@@ -146,12 +146,6 @@ class NetworkedService(NodeService):
 
     # -- blobs -------------------------------------------------------------------
 
-    def put_blob(self, data: bytes) -> str:
-        cid = super().put_blob(data)
-        if self.links is not None:
-            self.links.blob_stored(data)
-        return cid
-
     def put_blobs(self, items: Sequence[bytes]) -> list[str]:
         cids = super().put_blobs(items)
         if self.links is not None:
@@ -161,7 +155,7 @@ class NetworkedService(NodeService):
 
     def store_peer_blob(self, data: bytes) -> str:
         """A blob a peer pushed: stored under the CID of its bytes, not pushed again."""
-        return super().put_blob(data)
+        return super().put_blobs([data])[0]
 
     # -- blocks ------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from ehrchain.api.schemas import json_response
 from ehrchain.core import encoding
 from ehrchain.crypto.keystore import Identity
 from ehrchain.node.bft_driver import consensus_router
-from ehrchain.node.errors import PayloadTooLarge, Unavailable
+from ehrchain.node.errors import Unavailable
 from ehrchain.node.intake import PeerIntake
 from ehrchain.node.networked import NetworkedService
 from ehrchain.node.p2p import P2P, NetworkSettings, load_network_settings
@@ -180,8 +180,6 @@ def p2p_router(service: NetworkedService, intake: PeerIntake) -> APIRouter:
     @router.post("/blobs", summary="Store a blob a peer replicates here")
     async def put_blob(request: Request) -> Response:
         data = await bodies.blob_bytes(request)
-        if len(data) > service.settings.max_blob_bytes:
-            raise PayloadTooLarge(f"blob exceeds {service.settings.max_blob_bytes} bytes")
         cid = await run_in_threadpool(service.store_peer_blob, data)
         return json_response({"cid": cid}, 201)
 

@@ -560,9 +560,7 @@ class NodeService:
     # -- blobs and reads ---------------------------------------------------
 
     def put_blob(self, data: bytes) -> str:
-        if len(data) > self.settings.max_blob_bytes:
-            raise PayloadTooLarge(f"blob exceeds {self.settings.max_blob_bytes} bytes")
-        return str(self.blobs.put(data))
+        return self.put_blobs([data])[0]
 
     def put_blobs(self, items: Sequence[bytes]) -> list[str]:
         """Store a batch of blobs with one index commit; their CIDs in order."""
