@@ -17,6 +17,7 @@ from ehrchain.node import settings as settings_mod
 from ehrchain.node.service import NodeService
 from ehrchain.node.setup import init_node
 from ehrchain.node.wiring import open_service
+from story import Actor
 
 
 @pytest.fixture
@@ -32,16 +33,8 @@ def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Node
 
 
 def _admit_hospital(service: NodeService, admin: Identity, n: int) -> bytes:
-    hospital = new_identity(f"hospital-{n}", "hospital_admin")
-    payload: dict[str, Any] = {
-        "hospital_id": f"h{n}",
-        "name": f"Hospital {n}",
-        "admin": {
-            "address": hospital.address,
-            "signing_key": hospital.signing.public_key,
-            "encryption_key": hospital.encryption.public_key,
-        },
-    }
+    hospital = Actor(new_identity(f"hospital-{n}", "hospital_admin"))
+    payload = {"hospital_id": f"h{n}", "name": f"Hospital {n}", "admin": hospital.account_payload()}
     nonce = service.next_nonce(admin.address)
     tx = txmod.build(
         "hospital.admit", service.chain_id, admin.address, nonce, payload, admin.signing
