@@ -163,11 +163,6 @@ class NodeService:
             decoded.append(error(message))
         return decoded
 
-    def start_workers(self) -> None:
-        """Start the verifier processes now rather than on the first large batch."""
-        if self._workers is None:
-            self.verifier().warm_up()
-
     def close(self) -> None:
         if self._workers is not None:
             self._workers.close()
