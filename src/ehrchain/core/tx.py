@@ -170,11 +170,15 @@ def from_checked_bytes(data: bytes) -> Transaction:
     return tx
 
 
+def check_chain(tx: Transaction, chain_id: str) -> None:
+    if tx.chain_id != chain_id:
+        raise InvalidTransaction(f"transaction is for chain {tx.chain_id!r}, not {chain_id!r}")
+
+
 def verified_from_bytes(data: bytes, chain_id: str) -> Transaction:
     """Decode, shape-check, check the chain id and verify the signature."""
     tx = from_bytes(data)
-    if tx.chain_id != chain_id:
-        raise InvalidTransaction(f"transaction is for chain {tx.chain_id!r}, not {chain_id!r}")
+    check_chain(tx, chain_id)
     tx.verify_signature()
     return tx
 

@@ -25,7 +25,7 @@ from ehrchain.consensus.wire import evidence_check
 from ehrchain.core import block as blockmod
 from ehrchain.core import encoding, merkle
 from ehrchain.core import tx as txmod
-from ehrchain.core.errors import CoreError, InvalidTransaction
+from ehrchain.core.errors import CoreError
 from ehrchain.core.types import Address, BlockHash, ChainId
 from ehrchain.crypto.errors import CryptoError, InvalidSignature
 from ehrchain.ehr import policy
@@ -134,34 +134,31 @@ class NodeService:
             self.counters["tx_rejected"] += 1
             raise
 
-    def _decode_all(self, items: Sequence[bytes]) -> list[txmod.Transaction | Exception]:
-        """Decode and verify here, for small batches."""
+    def _decode_each(self, items: Sequence[bytes]) -> list[txmod.Transaction | Exception]:
+        """Strict decode, shape and chain id of each item (not its signature)."""
         decoded: list[txmod.Transaction | Exception] = []
         for data in items:
             try:
-                decoded.append(self._decode(data))
-            except (CoreError, CryptoError) as exc:
+                tx = txmod.from_bytes(data)
+                txmod.check_chain(tx, self.chain_id)
+                decoded.append(tx)
+            except CoreError as exc:
+                self.counters["tx_rejected"] += 1
                 decoded.append(exc)
         return decoded
 
     def verifier(self) -> verifier.VerifierPool:
         """The verifier worker processes (started on first use)."""
         if self._workers is None:
-            self._workers = verifier.VerifierPool(self.chain_id)
+            self._workers = verifier.VerifierPool()
         return self._workers
 
-    def _decode_in_workers(self, items: Sequence[bytes]) -> list[txmod.Transaction | Exception]:
-        """Strict decode and signature checks in worker processes, verdicts back here."""
-        decoded: list[txmod.Transaction | Exception] = []
-        for data, verdict in zip(items, self.verifier().check(items), strict=True):
-            if verdict is None:
-                decoded.append(txmod.from_checked_bytes(data))
-                continue
-            self.counters["tx_rejected"] += 1
-            name, message = verdict
-            error = InvalidSignature if name == "InvalidSignature" else InvalidTransaction
-            decoded.append(error(message))
-        return decoded
+    def _signature_errors(self, txs: Sequence[txmod.Transaction]) -> list[str | None]:
+        """None for each transaction whose signature verifies, else why not: in the
+        verifier workers for a large batch, here for a small one."""
+        if len(txs) >= verifier.MIN_PARALLEL:
+            return self.verifier().signatures(txs)
+        return verifier.check_signatures([verifier.signed(t) for t in txs])
 
     def close(self) -> None:
         if self._workers is not None:
@@ -198,13 +195,15 @@ class NodeService:
         signature is checked. A node back from downtime is sent thousands that
         its catch-up has committed meanwhile.
         """
-        early = self._stale(items) if drop_stale else [None] * len(items)
-        fresh = [data for data, error in zip(items, early, strict=True) if error is None]
-        if len(fresh) >= verifier.MIN_PARALLEL:
-            checked = iter(self._decode_in_workers(fresh))
-        else:
-            checked = iter(self._decode_all(fresh))
-        decoded = [next(checked) if error is None else error for error in early]
+        decoded = self._decode_each(items)
+        if drop_stale:
+            self._drop_stale(decoded)
+        fresh = [t for t in decoded if isinstance(t, txmod.Transaction)]
+        errors = iter(self._signature_errors(fresh))
+        for i, item in enumerate(decoded):
+            if isinstance(item, txmod.Transaction) and (error := next(errors)) is not None:
+                self.counters["tx_rejected"] += 1
+                decoded[i] = InvalidSignature(error)
         results: list[tuple[bytes | None, Exception | None]] = []
         with self._lock:
             for item in decoded:
@@ -218,27 +217,21 @@ class NodeService:
                     results.append((None, exc))
         return results
 
-    def _stale(self, items: Sequence[bytes]) -> list[Exception | None]:
-        """BadNonce for each item whose nonce is below its sender's next one in the
-        pending state (committed or already pending here); None for the rest,
-        which are checked as usual. Only a filter: nothing here is trusted."""
+    def _drop_stale(self, decoded: list[txmod.Transaction | Exception]) -> None:
+        """Replace by BadNonce each transaction whose nonce is below its sender's next
+        one in the pending state (committed or already pending here). Only a filter
+        before the signature checks: nothing here is trusted."""
         senders: dict[str, int] = {}
-        out: list[Exception | None] = []
         with self._lock:
             state = self._pool.state()
-            for data in items:
-                try:
-                    body, _ = encoding.decode_checked(data)
-                    _, _, sender, nonce = encoding.decode_checked(body)[:4]
-                    expected = senders.get(sender)
-                    if expected is None:
-                        expected = senders[sender] = state.nonce(Address(sender))
-                    out.append(BadNonce(expected, nonce) if nonce < expected else None)
-                except (CoreError, EhrError, TypeError, ValueError):
-                    out.append(None)
-        return out
-
-    # -- sealing -----------------------------------------------------------
+            for i, tx in enumerate(decoded):
+                if not isinstance(tx, txmod.Transaction):
+                    continue
+                expected = senders.get(tx.sender)
+                if expected is None:
+                    expected = senders[tx.sender] = state.nonce(tx.sender)
+                if tx.nonce < expected:
+                    decoded[i] = BadNonce(expected, tx.nonce)
 
     def should_seal(self) -> bool:
         with self._lock:
@@ -710,23 +703,19 @@ class NodeService:
         return self._pool.get(hashlib.sha256(data).digest())
 
     def _decode_foreign(self, items: Sequence[bytes]) -> list[txmod.Transaction]:
-        """Strict decodes of a block's transactions that are not pending here. Those a
-        worker verified (signature included) are remembered by id, so checking the
-        block does not verify them again; any other is decoded here, unverified,
-        and checking the block reports it."""
-        if len(items) < verifier.MIN_PARALLEL:
-            return [txmod.from_bytes(data) for data in items]
-        out: list[txmod.Transaction] = []
-        for data, verdict in zip(items, self.verifier().check(items), strict=True):
-            if verdict is not None:
-                out.append(txmod.from_bytes(data))
-                continue
-            tx = txmod.from_checked_bytes(data)
-            self._verified[tx.tx_id] = None
-            out.append(tx)
+        """Strict decodes of a block's transactions that are not pending here. When
+        there are many, their signatures are checked in the verifier workers and
+        those that verify are remembered by id, so checking the block does not
+        verify them again; the others are checked there (and refused)."""
+        txs = [txmod.from_bytes(data) for data in items]
+        if len(txs) < verifier.MIN_PARALLEL:
+            return txs
+        for tx, error in zip(txs, self.verifier().signatures(txs), strict=True):
+            if error is None:
+                self._verified[tx.tx_id] = None
         while len(self._verified) > VERIFIED_KEEP:
             self._verified.popitem(last=False)
-        return out
+        return txs
 
     def check_block(self, block: blockmod.Block) -> None:
         """Every check of ``add_block`` except the certificate, without committing.
