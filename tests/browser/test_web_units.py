@@ -10,12 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from ehrchain.crypto.keystore import KdfParams
+from ehrchain.core import tx as txmod
+from ehrchain.core.block import Block
+from ehrchain.core.types import Address
+from ehrchain.crypto.keystore import Identity, KdfParams
 from ehrchain.ehr.fhir import validate_fhir
 from ehrchain.node.setup import new_identity
+from ehrchain.web import accounts as accounts_module
 from ehrchain.web.accounts import AccountStore
+from ehrchain.web.chainindex import ChainIndex, Seen
 from ehrchain.web.errors import AccountExists, BadForm, LoginFailed, RateLimited, describe
 from ehrchain.web.fhirview import FORM_TYPES, build_resource, readable
+from ehrchain.web.notifications import Hub, Notifier
 from ehrchain.web.ratelimit import LoginLimiter
 from ehrchain.web.sessions import SessionStore
 from ehrchain.web.settings import FAST_PASSWORD_COST
@@ -154,3 +160,71 @@ def test_form_refuses_missing_and_malformed_fields() -> None:
 
 def test_messages_never_echo_unknown_errors() -> None:
     assert "secret" not in describe(ValueError("secret clinical text"))
+
+
+def test_account_addresses_show_new_accounts_at_once_and_other_writers_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "a.sqlite"
+    store = AccountStore(path, FAST_PASSWORD_COST, KdfParams.FAST_FOR_TESTS)
+    assert store.addresses() == frozenset()
+    pat = new_identity("Pat", "patient")
+    store.create("pat", "a long password", pat, display_name="Pat", now_ms=1)
+    assert store.addresses() == {pat.address}
+    other = AccountStore(path, FAST_PASSWORD_COST, KdfParams.FAST_FOR_TESTS)  # another process
+    sam = new_identity("Sam", "patient")
+    other.create("sam", "a long password", sam, display_name="Sam", now_ms=2)
+    assert store.addresses() == {pat.address}  # its copy is still fresh
+    monkeypatch.setattr(accounts_module.time, "monotonic", lambda: 1e12)  # the copy ages out
+    assert store.addresses() == {pat.address, sam.address}
+    store.delete("pat")
+    assert store.addresses() == {sam.address}
+
+
+def _seen(kind: str, sender: Identity, payload: dict[str, object], height: int = 7) -> Seen:
+    tx = txmod.build(kind, "web-units", Address(sender.address), 0, payload, sender.signing)
+    return Seen(tx, height, 1_000)
+
+
+class _Index(ChainIndex):
+    def __init__(self) -> None:
+        class Head:
+            height = 0
+
+        class Source:
+            def head(self) -> Head:
+                return Head()
+
+            def blocks(self, start: int, limit: int) -> list[Block]:
+                return []
+
+        super().__init__(Source())
+
+
+def test_notices_go_only_to_the_audience_with_an_account_here() -> None:
+    pat, kim, doc = (new_identity(n, "patient") for n in ("Pat", "Kim", "Doc"))
+    index, hub = _Index(), Hub()
+    index.ix.record_patient["rec-pat"] = pat.address
+    index.ix.record_patient["rec-kim"] = kim.address
+    named: list[str] = []
+
+    def names(address: str) -> str:
+        named.append(address)
+        return address[:12]
+
+    here = {pat.address, doc.address}
+    notify = Notifier(None, index, hub, names, lambda: here)
+    notify(_seen("record.read", doc, {"record_id": "rec-pat", "version": 1}))
+    assert [n.text for n in hub.recent(pat.address)] == [
+        f"{doc.address[:12]} opened record rec-pat (version 1) of {pat.address[:12]}"
+    ]
+    assert hub.recent(doc.address) == []  # a reader is not told of their own read
+
+    named.clear()
+    notify(_seen("record.read", doc, {"record_id": "rec-kim", "version": 1}))
+    assert hub.recent(kim.address) == []  # Kim cannot sign in here
+    assert named == []  # and no notice text was even made for nobody
+
+    notify(_seen("access.grant", kim, {"grantee": doc.address}))
+    assert [n.kind for n in hub.recent(doc.address)] == ["access.grant"]
+    assert hub.recent(kim.address) == []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -27,6 +28,9 @@ from ehrchain.web.errors import AccountExists, BadForm, LoginFailed
 from ehrchain.web.settings import PasswordCost
 
 USERNAME: Final = re.compile(r"[a-z0-9][a-z0-9._-]{2,39}")
+ADDRESSES_TTL_S: Final = 2.0
+"""How long ``addresses`` trusts its copy: accounts that another process adds to the
+file (``ehrchain web add-account``, the demo's set-up) show within this time."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS account (
@@ -95,6 +99,8 @@ class AccountStore:
         )
         self._kdf = kdf
         self._dummy_hash = self._hasher.hash("not a password of anyone")
+        self._addresses: frozenset[str] = frozenset()
+        self._addresses_until = 0.0
 
     def close(self) -> None:
         with self._lock:
@@ -133,6 +139,7 @@ class AccountStore:
                 self._db.execute("INSERT INTO account VALUES (?,?,?,?,?,?,?,?,?,?)", row)
             except sqlite3.IntegrityError:
                 raise AccountExists(f"the username {name!r} or that address is taken") from None
+            self._addresses_until = 0.0
         found = self.get(name)
         assert found is not None
         return found
@@ -141,6 +148,7 @@ class AccountStore:
         """Undo ``create`` when the registration it was for did not reach the chain."""
         with self._lock:
             self._db.execute("DELETE FROM account WHERE username = ?", (username,))
+            self._addresses_until = 0.0
 
     def authenticate(self, username: str, password: str) -> tuple[Account, Identity]:
         """Check the password and open the keystore; one error for any failure."""
@@ -183,6 +191,21 @@ class AccountStore:
 
     def with_role(self, role: str) -> list[Account]:
         return self._select("WHERE role = ? ORDER BY created_ms", (role,))
+
+    def addresses(self) -> frozenset[str]:
+        """The address of every account: whom this node's pages can ever show a notice.
+
+        Asked for every committed transaction, so answered from memory; accounts
+        made or removed through this store show at once, others (written to the
+        file by another process) within ``ADDRESSES_TTL_S``.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if now >= self._addresses_until:
+                rows = self._db.execute("SELECT address FROM account").fetchall()
+                self._addresses = frozenset(str(r[0]) for r in rows)
+                self._addresses_until = now + ADDRESSES_TTL_S
+            return self._addresses
 
     def names(self, addresses: list[str]) -> dict[str, str]:
         """Display names of the given addresses that have web accounts."""

@@ -235,7 +235,7 @@ def create_web(service: Any, settings: WebSettings | None = None) -> APIRouter:
         follower=follower,
     )
     web_ref.append(web)
-    index.on_tx(Notifier(service, index, hub, web.name))
+    index.on_tx(Notifier(service, index, hub, web.name, accounts.addresses))
     follower.start()
 
     from ehrchain.web import views_admin, views_auth, views_explorer, views_patient, views_provider

@@ -5,8 +5,12 @@ record id; it never carries record content. The audience of a change to a
 patient's file is the patient, their active delegates, the custodian (their
 hospital's admin), providers with an active grant and the actor; of an access
 request, grant, revoke or denial also the provider concerned; of a break-glass,
-the patient, delegates and custodian. The hub fans notices out to each signed-in
-browser's server-sent event stream and keeps the last few per address.
+the patient, delegates and custodian. Only the audience that has a web account
+on this node is told (nobody else can sign in here to see a notice), and a
+transaction that concerns none of them costs no more than finding that out:
+most of a busy chain is audit reads by people who never use this node's pages.
+The hub fans notices out to each signed-in browser's server-sent event stream
+and keeps the last few per address.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -120,20 +124,32 @@ class CachedNames:
 
 
 class Notifier:
-    """Turns each committed transaction into a notice and publishes it."""
+    """Turns each committed transaction into a notice and publishes it to the part
+    of its audience that ``accounts`` names (the addresses with a web account here)."""
 
-    def __init__(self, service: Any, index: ChainIndex, hub: Hub, names: Names) -> None:
+    def __init__(
+        self,
+        service: Any,
+        index: ChainIndex,
+        hub: Hub,
+        names: Names,
+        accounts: Callable[[], Collection[str]],
+    ) -> None:
         self._service = service
         self._index = index
         self._hub = hub
         self._names = CachedNames(names)
+        self._accounts = accounts
         self._ids = itertools.count(1)
 
     def __call__(self, seen: Seen) -> None:
         made = self.describe(seen)
         if made is None:
             return
-        level, text, audience = made
+        level, text, everyone = made
+        audience = self._here(everyone)
+        if not audience:
+            return
         tx = seen.tx
         notice = Notice(
             id=next(self._ids),
@@ -160,8 +176,11 @@ class Notifier:
                 return None
             rid = str(p["record_id"])
             if kind == "record.read":
+                audience = {patient, *self._index.delegates(patient)}
+                if not self._here(audience):
+                    return None  # the bulk of the chain: decided before any text is made
                 text = f"{n(actor)} opened record {rid} (version {p['version']}) of {n(patient)}"
-                return "info", text, {patient, *self._index.delegates(patient)}
+                return "info", text, audience
             what = "added" if kind == "record.create" else f"updated to version {p['version']}"
             text = f"{n(actor)}: record {rid} {what} in the file of {n(patient)}"
             return "info", text, self._care_team(patient) | {actor}
@@ -209,6 +228,11 @@ class Notifier:
             provider = str(p["provider"])
             return "info", f"{n(provider)} was verified by {n(actor)}", {provider, actor}
         return None
+
+    def _here(self, audience: set[str]) -> set[str]:
+        """The members of ``audience`` who can sign in to this node's pages."""
+        accounts = self._accounts()
+        return {address for address in audience if address in accounts}
 
     def _record_patient(self, tx: Any) -> str:
         record_id = str(tx.payload["record_id"])
