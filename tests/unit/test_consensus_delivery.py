@@ -1,5 +1,6 @@
-"""Consensus messages between nodes: their own sender per peer (never behind a batch of
-transactions in flight), queued ones batched into one request, and the batch route."""
+"""Gossip lanes and consensus messages between nodes: a batch of transactions queued at
+once, never twice; consensus messages on their own sender per peer (never behind a batch
+of transactions in flight), queued ones batched into one request, and the batch route."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from ehrchain.core.identity import new_identity
 from ehrchain.core.types import Address
 from ehrchain.node.bft_driver import BftDriver, consensus_router, peer_messages
 from ehrchain.node.errors import Rejected
-from ehrchain.node.gossip import CONSENSUS, TX, _Lane
-from ehrchain.node.peer_client import PeerClient
+from ehrchain.node.gossip import CONSENSUS, TX, Gossip, _Lane
+from ehrchain.node.peer_client import ClientPool, PeerClient
 
 WAIT_S = 5.0
 ME = Address(new_identity("node").address)
@@ -65,13 +66,58 @@ def _wait_for(predicate: Any) -> None:
     raise AssertionError("condition not reached")
 
 
+class Peers:
+    """A client pool of SlowPeers, one per URL."""
+
+    def __init__(self) -> None:
+        self.peers: dict[str, SlowPeer] = {}
+
+    def get(self, url: str) -> SlowPeer:
+        return self.peers.setdefault(url, SlowPeer())
+
+
+def test_a_batch_of_transactions_goes_to_every_peer_once_in_one_request() -> None:
+    urls = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    pool = Peers()
+    gossip = Gossip(lambda: urls, cast(ClientPool, pool))
+    try:
+        for peer in (pool.get(u) for u in urls):
+            peer.release["txs"].set()
+        gossip.txs([b"a", b"b", b"a", b"c"])  # a repeat in the batch goes once
+        gossip.txs([b"b", b"d"])  # and an item sent before is not queued again
+        for url in urls:
+            _wait_for(lambda url=url: gossip.stats()[url]["sent"] == 4)
+            sent = [item for _, items in pool.get(url).sent for item in items]
+            assert sent == [b"a", b"b", b"c", b"d"]
+            assert pool.get(url).sent[0][1][:3] == [b"a", b"b", b"c"]  # queued at once
+    finally:
+        gossip.stop()
+
+
+def test_a_full_lane_drops_its_oldest_items_and_counts_them() -> None:
+    peer = SlowPeer()
+    lane = _Lane(cast(PeerClient, peer), 3)
+    try:
+        lane.put([(TX, b"first")])
+        assert peer.entered["txs"].wait(WAIT_S)  # in flight: the queue is now empty
+        lane.put([(TX, data) for data in (b"1", b"2", b"3", b"4", b"5")])
+        assert lane.dropped == 2
+        peer.release["txs"].set()
+        _wait_for(lambda: lane.sent == 4)
+        assert peer.sent[-1] == ("txs", [b"3", b"4", b"5"])
+    finally:
+        for event in peer.release.values():
+            event.set()
+        lane.stop()
+
+
 def test_a_vote_is_sent_while_transactions_to_that_peer_are_in_flight() -> None:
     peer = SlowPeer()
     lane = _Lane(cast(PeerClient, peer), 100)
     try:
-        lane.put((TX, b"tx-1"))
+        lane.put([(TX, b"tx-1")])
         assert peer.entered["txs"].wait(WAIT_S)
-        lane.put((CONSENSUS, _status(7)))
+        lane.put([(CONSENSUS, _status(7))])
         assert peer.entered["consensus"].wait(WAIT_S)  # the tx push is still blocked
         assert ("consensus", [_status(7)]) in peer.sent
     finally:
@@ -84,10 +130,10 @@ def test_consensus_messages_queued_meanwhile_go_in_one_request_in_order() -> Non
     peer = SlowPeer()
     lane = _Lane(cast(PeerClient, peer), 100)
     try:
-        lane.put((CONSENSUS, _status(1)))
+        lane.put([(CONSENSUS, _status(1))])
         assert peer.entered["consensus"].wait(WAIT_S)
         for height in (2, 3, 4):
-            lane.put((CONSENSUS, _status(height)))
+            lane.put([(CONSENSUS, _status(height))])
         peer.release["consensus"].set()
         _wait_for(lambda: len(peer.sent) == 2)
         assert peer.sent == [

@@ -56,12 +56,13 @@ class _Lane:
         for thread in self._threads:
             thread.start()
 
-    def put(self, item: Item) -> None:
-        queue = self._urgent if item[0] == CONSENSUS else self._items
+    def put(self, items: Sequence[Item]) -> None:
+        """Queue items of one kind, waking the senders once."""
+        queue = self._urgent if items[0][0] == CONSENSUS else self._items
         with self._ready:
-            if len(queue) == queue.maxlen:
-                self.dropped += 1
-            queue.append(item)
+            assert queue.maxlen is not None
+            self.dropped += max(0, len(queue) + len(items) - queue.maxlen)
+            queue.extend(items)
             self._ready.notify_all()
 
     def stop(self) -> None:
@@ -140,20 +141,19 @@ class Gossip:
         self._closed = False
 
     def txs(self, items: Sequence[bytes]) -> None:
-        for data in items:
-            self._broadcast(TX, data)
+        self._broadcast(TX, items)
 
     def block(self, data: bytes) -> None:
-        self._broadcast(BLOCK, data)
+        self._broadcast(BLOCK, [data])
 
     def blob(self, data: bytes) -> None:
-        self._broadcast(BLOB, data)
+        self._broadcast(BLOB, [data])
 
     def consensus(self, data: bytes, to: Sequence[str] | None = None) -> None:
         """A consensus message to the peers ``to`` (all when None); never deduplicated,
         because the protocol rebroadcasts on purpose."""
         for lane in self._lanes_for(to):
-            lane.put((CONSENSUS, data))
+            lane.put([(CONSENSUS, data)])
 
     def stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
@@ -168,18 +168,24 @@ class Gossip:
         for lane in lanes:
             lane.stop()
 
-    def _broadcast(self, kind: str, data: bytes) -> None:
-        if not self._urls():
+    def _broadcast(self, kind: str, items: Sequence[bytes]) -> None:
+        """Queue on every lane, at once, the items not sent before."""
+        if not items or not self._urls():
             return  # no peers: nothing to send, and nothing worth hashing
-        digest = hashlib.sha256(kind.encode() + data).digest()
+        tag = kind.encode()
+        digests = [hashlib.sha256(tag + data).digest() for data in items]
+        fresh: list[Item] = []
         with self._lock:
-            if digest in self._seen:
-                return
-            self._seen[digest] = None
-            if len(self._seen) > MAX_SEEN:
-                self._seen.popitem(last=False)
-        for lane in self._lanes_for(None):
-            lane.put((kind, data))
+            seen = self._seen
+            for digest, data in zip(digests, items, strict=True):
+                if digest not in seen:
+                    seen[digest] = None
+                    fresh.append((kind, data))
+            while len(seen) > MAX_SEEN:
+                seen.popitem(last=False)
+        if fresh:
+            for lane in self._lanes_for(None):
+                lane.put(fresh)
 
     def _lanes_for(self, urls: Sequence[str] | None) -> list[_Lane]:
         wanted = list(self._urls()) if urls is None else list(urls)
