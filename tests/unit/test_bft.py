@@ -399,9 +399,40 @@ def test_a_follower_without_a_key_decides_but_never_signs() -> None:
     )
     out += more
     assert all(m.signer != me for m in sent(out, Prevote) + sent(out, Precommit))
-    assert sent(out, Prevote)
+    assert sent(out, Prevote)  # it passes on what it heard, when it decides
     assert sent(out, Precommit)
     assert [d.height for d in out if isinstance(d, Decide)] == [H]
+
+
+def test_votes_are_passed_on_lazily_when_the_node_decides_not_as_they_arrive() -> None:
+    me = follower_of(0)
+    state, ctx, _ = started(me)
+    p = proposal_for(0)
+    others = [a for a in ORDER if a != me]
+    state, out = step(state, ctx, p, *prevotes(0, p.block_hash, others[:2]))
+    assert sent(out, Proposal) == []  # a proposal is never relayed as it arrives
+    assert [m.signer for m in sent(out, Prevote)] == [me]  # nor are the others' votes
+    votes = precommits(0, p.block_hash, others[:2])
+    state, out = step(state, ctx, *votes)
+    decide = next(i for i, o in enumerate(out) if isinstance(o, Decide))
+    relays = [o for o in out[decide:] if isinstance(o, Broadcast)]
+    held = prevotes(0, p.block_hash, others[:2]) + votes
+    assert sorted(map(repr, (o.message for o in relays))) == sorted(map(repr, held))
+    assert all(o.lazy for o in relays)
+    assert not any(o.lazy for o in out[:decide] if isinstance(o, Broadcast))
+
+
+def test_a_tick_resends_this_node_s_votes_and_passes_on_the_others_lazily() -> None:
+    me = follower_of(0)
+    state, ctx, _ = started(me)
+    p = proposal_for(0)
+    others = [a for a in ORDER if a != me]
+    state, _ = step(state, ctx, p, *prevotes(0, p.block_hash, others[:1]))
+    state, out = step(state, ctx, Tick())
+    mine = [o for o in out if isinstance(o, Broadcast) and not o.lazy]
+    theirs = [o for o in out if isinstance(o, Broadcast) and o.lazy]
+    assert [type(o.message) for o in mine] == [Status, Prevote, Proposal]
+    assert [o.message for o in theirs] == prevotes(0, p.block_hash, others[:1])
 
 
 def test_the_validator_set_is_read_for_each_new_height() -> None:

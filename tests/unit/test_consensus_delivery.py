@@ -4,22 +4,26 @@ of transactions in flight), queued ones batched into one request, and the batch 
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from typing import Any, cast
 
 import pytest
+import test_bft
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from ehrchain.api.errors import install_error_handlers
 from ehrchain.api.middleware import CatchAllMiddleware
+from ehrchain.consensus import bft
 from ehrchain.consensus.messages import Status
 from ehrchain.consensus.wire import encode_message
 from ehrchain.core import encoding
 from ehrchain.core.identity import new_identity
 from ehrchain.core.types import Address
-from ehrchain.node.bft_driver import BftDriver, consensus_router, peer_messages
+from ehrchain.node import gossip as gossip_module
+from ehrchain.node.bft_driver import MAX_EARLY, BftDriver, consensus_router, peer_messages
 from ehrchain.node.errors import Rejected
 from ehrchain.node.gossip import CONSENSUS, TX, Gossip, _Lane
 from ehrchain.node.peer_client import ClientPool, PeerClient
@@ -108,6 +112,25 @@ def test_a_full_lane_drops_its_oldest_items_and_counts_them() -> None:
     finally:
         for event in peer.release.values():
             event.set()
+        lane.stop()
+
+
+def test_relays_travel_with_the_next_message_or_alone_after_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    peer = SlowPeer()
+    peer.release["consensus"].set()
+    lane = _Lane(cast(PeerClient, peer), 100)
+    try:
+        lane.put_lazy([(CONSENSUS, _status(1)), (CONSENSUS, _status(2))])
+        lane.put([(CONSENSUS, _status(3))])
+        _wait_for(lambda: len(peer.sent) == 1)
+        assert peer.sent == [("consensus", [_status(3), _status(1), _status(2)])]
+        monkeypatch.setattr(gossip_module, "LAZY_WAIT_S", 0.05)
+        lane.put_lazy([(CONSENSUS, _status(4))])  # nothing else to go with
+        _wait_for(lambda: len(peer.sent) == 2)
+        assert peer.sent[1] == ("consensus", [_status(4)])
+    finally:
         lane.stop()
 
 
@@ -204,3 +227,74 @@ def test_a_bad_batch_is_refused_whole(client: TestClient, stub: InboxStub, body:
     answer = client.post("/consensus/messages", content=body, headers=CBOR)
     assert answer.status_code == 422
     assert stub.delivered == []
+
+
+class _Head:
+    def __init__(self, height: int) -> None:
+        self.height = height
+
+
+class _Service:
+    """What a driver asks its node while it hands messages to the handler."""
+
+    def __init__(self, height: int) -> None:
+        self.at = _Head(height)
+
+    def head(self) -> _Head:
+        return self.at
+
+    def pending_count(self) -> int:
+        return 0
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def consensus(self, items: Sequence[bytes], to: object = None, *, lazy: bool = False) -> None:
+        self.sent.extend(items)
+
+    def append(self, msg: object) -> None:  # the signed log
+        return None
+
+
+def _driver_deciding(height: int, me: Address) -> BftDriver:
+    """A driver on its handler alone: its node, log and gossip are stand-ins."""
+    ctx, _ = test_bft.node(me)
+    driver = object.__new__(BftDriver)
+    driver.ctx = ctx
+    driver.state = bft.initial_state(height, ctx)
+    driver._service = cast(Any, _Service(height - 1))
+    driver._gossip = driver._log = cast(Any, _Sink())
+    driver._held = None
+    driver._peer_heights = set()
+    driver._early = []
+    driver._timers = []
+    driver._seq = itertools.count()
+    return driver
+
+
+def test_a_proposal_for_the_next_height_waits_for_this_node_to_get_there() -> None:
+    me = test_bft.follower_of(0)
+    driver = _driver_deciding(test_bft.H - 1, me)  # still committing the height below
+    proposal = test_bft.proposal_for(0)
+    driver._step(proposal)
+    assert driver._early == [proposal]
+    assert driver.state.book.proposals == {}
+    cast(_Service, driver._service).at = _Head(test_bft.H - 1)  # that block is committed
+    driver._follow_ledger()
+    assert driver.state.height == test_bft.H
+    assert driver._early == []
+    assert driver.state.book.proposals[0][0] == proposal  # handed over on arrival
+
+
+def test_next_height_messages_are_held_within_bounds_and_older_ones_pass_through() -> None:
+    me = test_bft.follower_of(0)
+    driver = _driver_deciding(test_bft.H - 1, me)
+    votes = test_bft.prevotes(0, None, test_bft.ORDER)
+    for vote in votes * 20:
+        driver._step(vote)
+    assert len(driver._early) == MAX_EARLY
+    behind = _driver_deciding(test_bft.H + 1, me)
+    behind._step(votes[0])  # a height already decided here: the handler drops it
+    assert behind._early == []

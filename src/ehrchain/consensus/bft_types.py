@@ -86,6 +86,9 @@ class BftContext:
 @dataclass(frozen=True, slots=True)
 class Broadcast:
     message: NetworkMessage
+    lazy: bool = False
+    """A relay of what others signed: it may wait to travel with this node's next
+    message to a peer instead of costing a request of its own."""
 
 
 @dataclass(frozen=True, slots=True)

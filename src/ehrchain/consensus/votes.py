@@ -103,6 +103,16 @@ class VoteBook:
     def rounds(self) -> frozenset[int]:
         return frozenset(self.proposals) | frozenset(self.prevotes) | frozenset(self.precommits)
 
+    def votes(self) -> tuple[Prevote | Precommit, ...]:
+        """Every vote held, by round, prevotes before precommits."""
+        out: list[Prevote | Precommit] = []
+        for round_ in sorted(set(self.prevotes) | set(self.precommits)):
+            for prevotes in self.prevotes.get(round_, {}).values():
+                out.extend(prevotes)
+            for precommits in self.precommits.get(round_, {}).values():
+                out.extend(precommits)
+        return tuple(out)
+
     def signed_by(self, signer: Address) -> tuple[SignedMessage, ...]:
         """Every message of ``signer`` held, by round then kind."""
         out: list[SignedMessage] = []

@@ -57,6 +57,7 @@ from ehrchain.consensus.messages import (
     Precommit,
     Prevote,
     Proposal,
+    SignedMessage,
     Start,
     Status,
     TimeoutCommit,
@@ -77,6 +78,9 @@ from ehrchain.node.networked import NetworkedService
 __all__ = ["BftDriver", "NodeProposals", "SignedLog", "consensus_router"]
 
 MAX_INBOX: Final = 10_000
+MAX_EARLY: Final = 64
+MAX_EARLY_BYTES: Final = 32 * 1024 * 1024
+"""Messages for the next height kept until this node gets there, and their blocks' bytes."""
 MAX_MESSAGE_BATCH: Final = 256
 SIGNED_LOG: Final = "bft-signed.log"
 IDLE_POLL_S: Final = 0.1
@@ -93,7 +97,14 @@ class NodeProposals:
 
     def propose(self, height: int, round_: int) -> bytes | None:
         block = self._service.propose_block(height)
-        return None if block is None else block.to_bytes()
+        if block is None:
+            return None
+        data = block.to_bytes()
+        # Built here from transactions this node checked: the handler's check of its
+        # own proposal would only decode it again and wait for the service lock.
+        self._keep(data, block)
+        self._judged((height, block.hash), True)
+        return data
 
     def block(self, data: bytes) -> blockmod.Block | None:
         if data not in self._headers:
@@ -101,10 +112,13 @@ class NodeProposals:
                 decoded: blockmod.Block | None = self._service.decode_block(data)
             except CoreError:
                 decoded = None
-            self._headers[data] = decoded
-            if len(self._headers) > 64:
-                self._headers.popitem(last=False)
+            self._keep(data, decoded)
         return self._headers[data]
+
+    def _keep(self, data: bytes, block: blockmod.Block | None) -> None:
+        self._headers[data] = block
+        if len(self._headers) > 64:
+            self._headers.popitem(last=False)
 
     def header(self, block: bytes) -> blockmod.BlockHeader | None:
         decoded = self.block(block)
@@ -116,10 +130,13 @@ class NodeProposals:
             return False
         key = (height, decoded.hash)
         if key not in self._verdicts:
-            self._verdicts[key] = self._check(decoded)
-            if len(self._verdicts) > 256:
-                self._verdicts.popitem(last=False)
+            self._judged(key, self._check(decoded))
         return self._verdicts[key]
+
+    def _judged(self, key: tuple[int, bytes], valid: bool) -> None:
+        self._verdicts[key] = valid
+        if len(self._verdicts) > 256:
+            self._verdicts.popitem(last=False)
 
     def _check(self, block: blockmod.Block) -> bool:
         try:
@@ -210,6 +227,9 @@ class BftDriver:
         self._seq = itertools.count()
         self._held: Message | None = Start()
         self._peer_heights: set[int] = set()
+        self._early: list[SignedMessage] = []
+        """Signed messages for the next height, arrived while this node finishes the
+        current one (a peer that decided first proposes and votes at once)."""
         self._wake = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="bft", daemon=True)
@@ -290,9 +310,29 @@ class BftDriver:
             self._peer_heights = {h for h in self._peer_heights if h >= self.state.height}
             if event.height >= self.state.height:
                 self._peer_heights.add(event.height)
+            if event.height == self.state.height + 1:
+                self._keep_early(event)
+                return
+        height = self.state.height
         self.state, outputs = bft.on_message(self.state, event, self.ctx)
-        for output in outputs:
-            self._perform(output)
+        self._perform(outputs)
+        if self.state.height != height:
+            self._replay_early()
+
+    def _keep_early(self, msg: SignedMessage) -> None:
+        """Hold a next-height message (bounded in count and bytes; beyond that it is
+        dropped as before, and the signer's periodic re-send or a relay brings it)."""
+        size = sum(len(m.block) for m in self._early if isinstance(m, Proposal))
+        extra = len(msg.block) if isinstance(msg, Proposal) else 0
+        if len(self._early) < MAX_EARLY and size + extra <= MAX_EARLY_BYTES:
+            self._early.append(msg)
+
+    def _replay_early(self) -> None:
+        """Hand the held messages of the height just reached to the handler."""
+        early, self._early = self._early, []
+        for msg in early:
+            if msg.height >= self.state.height:
+                self._step(msg)
 
     def _release_held(self) -> None:
         if self._held is not None and self._has_work():
@@ -307,23 +347,37 @@ class BftDriver:
         if head >= self.state.height:
             self.state = bft.initial_state(head + 1, self.ctx)
             self._held = Start()
+            self._replay_early()
 
     # -- outputs -----------------------------------------------------------------
 
-    def _perform(self, output: Output) -> None:
-        if isinstance(output, Broadcast | Send):
-            msg = output.message
-            if isinstance(msg, Proposal | Prevote | Precommit) and msg.signer == self.ctx.me:
-                self._log.append(msg)  # on disk before anyone can see it
-            # Send goes to everyone too: the peer set is small and Committed self-proving.
-            self._gossip.consensus(encode_message(msg))
-        elif isinstance(output, ScheduleTimeout):
-            due = time.monotonic() + output.delay_ms / 1000
-            heapq.heappush(self._timers, (due, next(self._seq), output.event))
-        elif isinstance(output, Decide):
-            self._commit(output)
-        elif isinstance(output, RecordEvidence):
-            self._report(output.evidence)
+    def _perform(self, outputs: Sequence[Output]) -> None:
+        """Carry out the handler's outputs in order; consecutive broadcasts go to each
+        peer's consensus queue together, so they leave as one request, and relays
+        (lazy broadcasts) wait to travel with the next of them."""
+        outgoing: list[bytes] = []
+        relays: list[bytes] = []
+        for output in outputs:
+            if isinstance(output, Broadcast | Send):
+                msg = output.message
+                if isinstance(msg, Proposal | Prevote | Precommit) and msg.signer == self.ctx.me:
+                    self._log.append(msg)  # on disk before anyone can see it
+                # Send goes to everyone too: the peer set is small and Committed self-proving.
+                lazy = isinstance(output, Broadcast) and output.lazy
+                (relays if lazy else outgoing).append(encode_message(msg))
+                continue
+            if outgoing:
+                self._gossip.consensus(outgoing)
+                outgoing = []
+            if isinstance(output, ScheduleTimeout):
+                due = time.monotonic() + output.delay_ms / 1000
+                heapq.heappush(self._timers, (due, next(self._seq), output.event))
+            elif isinstance(output, Decide):
+                self._commit(output)
+            elif isinstance(output, RecordEvidence):
+                self._report(output.evidence)
+        self._gossip.consensus(outgoing)
+        self._gossip.consensus(relays, lazy=True)
 
     def _report(self, evidence: DoubleSign) -> None:
         """Put a double-sign on chain: a ``validator.evidence`` transaction from this node.

@@ -16,6 +16,7 @@ import collections
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -29,6 +30,8 @@ MAX_CONSENSUS_BATCH: Final = 64
 MAX_CONSENSUS_BATCH_BYTES: Final = 4 * 1024 * 1024
 """A proposal carries its block, so a batch is also bounded in bytes."""
 MAX_SEEN: Final = 100_000
+LAZY_WAIT_S: Final = 0.5
+"""Longest a relayed consensus message waits for a message of this node to go with."""
 RETRY_PAUSE_S: Final = 0.5
 
 TX, BLOCK, BLOB, CONSENSUS = "tx", "block", "blob", "consensus"
@@ -44,6 +47,7 @@ class _Lane:
         self.client = client
         self._items: collections.deque[Item] = collections.deque(maxlen=max_queue)
         self._urgent: collections.deque[Item] = collections.deque(maxlen=max_queue)
+        self._lazy: collections.deque[Item] = collections.deque(maxlen=max_queue)
         self._ready = threading.Condition()
         self._stop = False
         self.sent = 0
@@ -65,6 +69,15 @@ class _Lane:
             queue.extend(items)
             self._ready.notify_all()
 
+    def put_lazy(self, items: Sequence[Item]) -> None:
+        """Queue consensus relays to go with the next urgent batch, or alone once they
+        have waited ``LAZY_WAIT_S`` (the sender wakes to time that, sends nothing yet)."""
+        with self._ready:
+            assert self._lazy.maxlen is not None
+            self.dropped += max(0, len(self._lazy) + len(items) - self._lazy.maxlen)
+            self._lazy.extend(items)
+            self._ready.notify_all()
+
     def stop(self) -> None:
         with self._ready:
             self._stop = True
@@ -77,19 +90,39 @@ class _Lane:
         consecutive transactions as one batch."""
         queue = self._urgent if urgent else self._items
         with self._ready:
+            due = time.monotonic() + LAZY_WAIT_S
             while not self._stop and not queue:
-                self._ready.wait()
+                if not (urgent and self._lazy):
+                    self._ready.wait()
+                    due = time.monotonic() + LAZY_WAIT_S  # from the first relay queued
+                elif (left := due - time.monotonic()) > 0:
+                    self._ready.wait(left)
+                else:
+                    break  # relays waited long enough: they go alone
             if self._stop:
                 return None
-            batch = [queue.popleft()]
-            limit = MAX_CONSENSUS_BATCH if urgent else MAX_TX_BATCH
-            size = len(batch[0][1])
-            while batch[0][0] in (TX, CONSENSUS) and queue and queue[0][0] == batch[0][0]:
-                size += len(queue[0][1])
-                if len(batch) >= limit or (urgent and size > MAX_CONSENSUS_BATCH_BYTES):
-                    break
-                batch.append(queue.popleft())
+            if not queue:
+                return self._take(self._lazy, MAX_CONSENSUS_BATCH, [])
+            batch = self._take(queue, MAX_CONSENSUS_BATCH if urgent else MAX_TX_BATCH, [])
+            if urgent and self._lazy:
+                batch = self._take(self._lazy, MAX_CONSENSUS_BATCH, batch)
             return batch
+
+    @staticmethod
+    def _take(queue: collections.deque[Item], limit: int, batch: list[Item]) -> list[Item]:
+        """Add to ``batch`` the run of items at the head of ``queue`` of the kind of its
+        first one (one item unless they are transactions or consensus messages), up to
+        ``limit`` items and, for consensus messages, ``MAX_CONSENSUS_BATCH_BYTES``."""
+        kind = queue[0][0]
+        size = sum(len(data) for _, data in batch)
+        while queue and queue[0][0] == kind and len(batch) < limit:
+            size += len(queue[0][1])
+            if batch and kind == CONSENSUS and size > MAX_CONSENSUS_BATCH_BYTES:
+                break
+            batch.append(queue.popleft())
+            if kind not in (TX, CONSENSUS):
+                break
+        return batch
 
     def _run(self, urgent: bool) -> None:
         while (batch := self._next(urgent)) is not None:
@@ -149,11 +182,21 @@ class Gossip:
     def blob(self, data: bytes) -> None:
         self._broadcast(BLOB, [data])
 
-    def consensus(self, data: bytes, to: Sequence[str] | None = None) -> None:
-        """A consensus message to the peers ``to`` (all when None); never deduplicated,
-        because the protocol rebroadcasts on purpose."""
+    def consensus(
+        self, items: Sequence[bytes], to: Sequence[str] | None = None, *, lazy: bool = False
+    ) -> None:
+        """Consensus messages, in order, to the peers ``to`` (all when None), queued
+        together; never deduplicated, because the protocol re-sends on purpose.
+        ``lazy`` ones (relays) go with the next other consensus message to the peer,
+        or alone after ``LAZY_WAIT_S``."""
+        if not items:
+            return
+        batch = [(CONSENSUS, data) for data in items]
         for lane in self._lanes_for(to):
-            lane.put([(CONSENSUS, data)])
+            if lazy:
+                lane.put_lazy(batch)
+            else:
+                lane.put(batch)
 
     def stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
