@@ -6,16 +6,19 @@ Usage: .venv/bin/python benchmarks/finality_sweep.py [--validators 4] [--block-t
 
 Each rate is offered the way `ehrchain bench --network` offers half load: one connection
 per node sends a batch every 100 ms; each transaction is timed from its batch's POST to
-the commit of the batch's last transaction at that node.
+the commit of the batch's last transaction at that node. Also printed: the blocks the
+phase committed and the median time between their timestamps (the height's length).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 from pathlib import Path
 
+from ehrchain.client.http import EhrClient
 from ehrchain.crypto.keystore import KdfParams, load_identity
 from ehrchain.node import bench_network
 from ehrchain.node.bench_load import commit_load, finality_under_load
@@ -50,17 +53,39 @@ def main() -> None:
             workload = Workload.create(net.urls, admin, max(8, 2 * args.validators), signer)
             commit_load(net.urls, workload, 512 * args.validators)  # warm-up
             for rate in args.rates:
+                before = _height(net.urls[0])
                 offered, latencies = finality_under_load(net.urls, workload, rate, args.seconds)
+                stamps = _timestamps(net.urls[0], before + 1, _height(net.urls[0]))
                 latencies.sort()
                 p99 = latencies[int(len(latencies) * 0.99)]
+                gaps = [b - a for a, b in itertools.pairwise(stamps)] or [0]
                 print(
                     f"offered {offered:,.0f} tx/s: finality p50 "
-                    f"{statistics.median(latencies):,.0f} ms, p99 {p99:,.0f} ms",
+                    f"{statistics.median(latencies):,.0f} ms, p99 {p99:,.0f} ms; "
+                    f"{len(stamps)} blocks, a height every {statistics.median(gaps):,.0f} ms",
                     flush=True,
                 )
         finally:
             signer.close()
             net.stop()
+
+
+def _height(url: str) -> int:
+    with EhrClient(url) as client:
+        return int(client.status()["height"])
+
+
+def _timestamps(url: str, start: int, end: int) -> list[int]:
+    """Block timestamps (ms, the proposer's clock) of heights ``start`` to ``end``."""
+    stamps: list[int] = []
+    with EhrClient(url) as client:
+        while start <= end:
+            blocks = client.chain(start, min(100, end - start + 1), full=False)["blocks"]
+            if not blocks:
+                break
+            stamps += [int(b["header"]["timestamp_ms"]) for b in blocks]
+            start += len(blocks)
+    return stamps
 
 
 if __name__ == "__main__":
