@@ -23,7 +23,13 @@ from ehrchain.core import encoding
 from ehrchain.core.identity import new_identity
 from ehrchain.core.types import Address
 from ehrchain.node import gossip as gossip_module
-from ehrchain.node.bft_driver import MAX_EARLY, BftDriver, consensus_router, peer_messages
+from ehrchain.node.bft_driver import (
+    MAX_AHEAD,
+    MAX_EARLY,
+    BftDriver,
+    consensus_router,
+    peer_messages,
+)
 from ehrchain.node.errors import Rejected
 from ehrchain.node.gossip import CONSENSUS, TX, Gossip, _Lane
 from ehrchain.node.peer_client import ClientPool, PeerClient
@@ -298,3 +304,20 @@ def test_next_height_messages_are_held_within_bounds_and_older_ones_pass_through
     behind = _driver_deciding(test_bft.H + 1, me)
     behind._step(votes[0])  # a height already decided here: the handler drops it
     assert behind._early == []
+    far = _driver_deciding(test_bft.H - MAX_AHEAD - 1, me)
+    far._step(votes[0])  # too far ahead to hold: catch-up brings that height
+    assert far._early == []
+
+
+def test_messages_held_for_later_heights_wait_for_theirs() -> None:
+    me = test_bft.follower_of(0)
+    driver = _driver_deciding(test_bft.H - 2, me)
+    proposal = test_bft.proposal_for(0)
+    driver._step(proposal)
+    cast(_Service, driver._service).at = _Head(test_bft.H - 2)
+    driver._follow_ledger()  # one height on: the proposal is still for a later one
+    assert (driver.state.height, driver._early) == (test_bft.H - 1, [proposal])
+    cast(_Service, driver._service).at = _Head(test_bft.H - 1)
+    driver._follow_ledger()
+    assert driver._early == []
+    assert driver.state.book.proposals[0][0] == proposal

@@ -78,9 +78,11 @@ from ehrchain.node.networked import NetworkedService
 __all__ = ["BftDriver", "NodeProposals", "SignedLog", "consensus_router"]
 
 MAX_INBOX: Final = 10_000
+MAX_AHEAD: Final = 4
 MAX_EARLY: Final = 64
 MAX_EARLY_BYTES: Final = 32 * 1024 * 1024
-"""Messages for the next height kept until this node gets there, and their blocks' bytes."""
+"""Messages for the next ``MAX_AHEAD`` heights kept until this node gets there, and
+their blocks' bytes."""
 MAX_MESSAGE_BATCH: Final = 256
 SIGNED_LOG: Final = "bft-signed.log"
 IDLE_POLL_S: Final = 0.1
@@ -228,7 +230,7 @@ class BftDriver:
         self._held: Message | None = Start()
         self._peer_heights: set[int] = set()
         self._early: list[SignedMessage] = []
-        """Signed messages for the next height, arrived while this node finishes the
+        """Signed messages for the next heights, arrived while this node finishes the
         current one (a peer that decided first proposes and votes at once)."""
         self._wake = threading.Condition()
         self._stop = False
@@ -310,7 +312,7 @@ class BftDriver:
             self._peer_heights = {h for h in self._peer_heights if h >= self.state.height}
             if event.height >= self.state.height:
                 self._peer_heights.add(event.height)
-            if event.height == self.state.height + 1:
+            if self.state.height < event.height <= self.state.height + MAX_AHEAD:
                 self._keep_early(event)
                 return
         height = self.state.height
@@ -320,19 +322,20 @@ class BftDriver:
             self._replay_early()
 
     def _keep_early(self, msg: SignedMessage) -> None:
-        """Hold a next-height message (bounded in count and bytes; beyond that it is
-        dropped as before, and the signer's periodic re-send or a relay brings it)."""
+        """Hold a message for a coming height (bounded in count and bytes; beyond that
+        it is dropped, and the signer's periodic re-send or a relay brings it)."""
         size = sum(len(m.block) for m in self._early if isinstance(m, Proposal))
         extra = len(msg.block) if isinstance(msg, Proposal) else 0
         if len(self._early) < MAX_EARLY and size + extra <= MAX_EARLY_BYTES:
             self._early.append(msg)
 
     def _replay_early(self) -> None:
-        """Hand the held messages of the height just reached to the handler."""
+        """Hand the held messages of the height just reached to the handler; keep
+        those of later heights, drop those of heights passed."""
         early, self._early = self._early, []
         for msg in early:
             if msg.height >= self.state.height:
-                self._step(msg)
+                self._step(msg)  # held again if still ahead
 
     def _release_held(self) -> None:
         if self._held is not None and self._has_work():
