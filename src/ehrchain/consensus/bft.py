@@ -105,9 +105,9 @@ def proposer(state: BftState, round_: int) -> Address | None:
 def on_message(state: BftState, msg: Message, ctx: BftContext) -> Transition:
     """Apply one message or timer event; return the new state and what to do.
 
-    What the message makes this node do (vote, decide) comes before relaying the
-    message itself: a node's own vote is what its peers are waiting for, and a relay
-    (of a proposal, the size of a block) sent first would hold it back.
+    What the message makes this node do (vote, decide) comes before what taking it
+    in produced (a double-sign's evidence and the second message, passed on): a
+    node's own vote is what its peers are waiting for.
     """
     accepted, out = _accept(state, msg, ctx)
     if accepted is state:

@@ -233,6 +233,8 @@ class NodeService:
                 if tx.nonce < expected:
                     decoded[i] = BadNonce(expected, tx.nonce)
 
+    # -- sealing -----------------------------------------------------------
+
     def should_seal(self) -> bool:
         with self._lock:
             return self.engine.seal_decision(
