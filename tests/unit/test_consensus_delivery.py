@@ -275,6 +275,7 @@ def _driver_deciding(height: int, me: Address) -> BftDriver:
     driver._held = None
     driver._peer_heights = set()
     driver._early = []
+    driver._early_seen = set()
     driver._timers = []
     driver._seq = itertools.count()
     return driver
@@ -298,8 +299,13 @@ def test_next_height_messages_are_held_within_bounds_and_older_ones_pass_through
     me = test_bft.follower_of(0)
     driver = _driver_deciding(test_bft.H - 1, me)
     votes = test_bft.prevotes(0, None, test_bft.ORDER)
-    for vote in votes * 20:
+    for vote in votes * 3:  # each relayed by other peers too
         driver._step(vote)
+    assert driver._early == votes  # held once each
+    rounds = MAX_EARLY // len(votes) + 1
+    for round_ in range(1, rounds + 1):
+        for vote in test_bft.prevotes(round_, None, test_bft.ORDER):
+            driver._step(vote)
     assert len(driver._early) == MAX_EARLY
     behind = _driver_deciding(test_bft.H + 1, me)
     behind._step(votes[0])  # a height already decided here: the handler drops it

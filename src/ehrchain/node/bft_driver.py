@@ -79,7 +79,7 @@ __all__ = ["BftDriver", "NodeProposals", "SignedLog", "consensus_router"]
 
 MAX_INBOX: Final = 10_000
 MAX_AHEAD: Final = 4
-MAX_EARLY: Final = 64
+MAX_EARLY: Final = 1024
 MAX_EARLY_BYTES: Final = 32 * 1024 * 1024
 """Messages for the next ``MAX_AHEAD`` heights kept until this node gets there, and
 their blocks' bytes."""
@@ -230,6 +230,7 @@ class BftDriver:
         self._held: Message | None = Start()
         self._peer_heights: set[int] = set()
         self._early: list[SignedMessage] = []
+        self._early_seen: set[SignedMessage] = set()
         """Signed messages for the next heights, arrived while this node finishes the
         current one (a peer that decided first proposes and votes at once)."""
         self._wake = threading.Condition()
@@ -324,15 +325,19 @@ class BftDriver:
     def _keep_early(self, msg: SignedMessage) -> None:
         """Hold a message for a coming height (bounded in count and bytes; beyond that
         it is dropped, and the signer's periodic re-send or a relay brings it)."""
+        if msg in self._early_seen:
+            return  # the same message from another peer (its relay)
         size = sum(len(m.block) for m in self._early if isinstance(m, Proposal))
         extra = len(msg.block) if isinstance(msg, Proposal) else 0
         if len(self._early) < MAX_EARLY and size + extra <= MAX_EARLY_BYTES:
             self._early.append(msg)
+            self._early_seen.add(msg)
 
     def _replay_early(self) -> None:
         """Hand the held messages of the height just reached to the handler; keep
         those of later heights, drop those of heights passed."""
         early, self._early = self._early, []
+        self._early_seen = set()
         for msg in early:
             if msg.height >= self.state.height:
                 self._step(msg)  # held again if still ahead
