@@ -16,16 +16,13 @@ import argparse
 import itertools
 import statistics
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 from ehrchain.client.http import EhrClient
-from ehrchain.crypto.keystore import KdfParams, load_identity
 from ehrchain.node import bench_network
 from ehrchain.node.bench_load import commit_load, finality_under_load
-from ehrchain.node.bench_workload import Signer, Workload
-from ehrchain.node.network import network_up
-from ehrchain.node.process import free_ports
-from ehrchain.node.setup import ADMIN_KEY_FILE
+from ehrchain.node.bench_workload import Signer
 
 
 def main() -> None:
@@ -35,39 +32,28 @@ def main() -> None:
     parser.add_argument("--block-txs", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ehrchain-finality-") as tmp:
-        root = Path(tmp) / "net"
-        net = network_up(
-            root,
-            args.validators,
-            "bft",
-            free_ports(args.validators),
-            chain_id="ehrchain-netbench",
-            password=bench_network.PASSWORD,
-            kdf=KdfParams.FAST_FOR_TESTS,
-            node_settings={"max_block_txs": args.block_txs},
-        )
-        signer = Signer()
-        try:
-            admin = load_identity(root / ADMIN_KEY_FILE, bench_network.PASSWORD)
-            workload = Workload.create(net.urls, admin, max(8, 2 * args.validators), signer)
-            commit_load(net.urls, workload, 512 * args.validators)  # warm-up
-            for rate in args.rates:
-                before = _height(net.urls[0])
-                offered, latencies = finality_under_load(net.urls, workload, rate, args.seconds)
-                stamps = _timestamps(net.urls[0], before + 1, _height(net.urls[0]))
-                latencies.sort()
-                p99 = latencies[int(len(latencies) * 0.99)]
-                gaps = [b - a for a, b in itertools.pairwise(stamps)] or [0]
-                print(
-                    f"offered {offered:,.0f} tx/s: finality p50 "
-                    f"{statistics.median(latencies):,.0f} ms, p99 {p99:,.0f} ms; "
-                    f"{len(stamps)} blocks, a height every {statistics.median(gaps):,.0f} ms",
-                    flush=True,
-                )
-        finally:
-            signer.close()
-            net.stop()
+    signer = Signer()
+    with (
+        tempfile.TemporaryDirectory(prefix="ehrchain-finality-") as tmp,
+        closing(signer),
+        bench_network.consortium(
+            Path(tmp) / "net", args.validators, args.block_txs, max(8, 2 * args.validators), signer
+        ) as (net, workload),
+    ):
+        commit_load(net.urls, workload, 512 * args.validators)  # warm-up
+        for rate in args.rates:
+            before = _height(net.urls[0])
+            offered, latencies = finality_under_load(net.urls, workload, rate, args.seconds)
+            stamps = _timestamps(net.urls[0], before + 1, _height(net.urls[0]))
+            latencies.sort()
+            p99 = latencies[int(len(latencies) * 0.99)]
+            gaps = [b - a for a, b in itertools.pairwise(stamps)] or [0]
+            print(
+                f"offered {offered:,.0f} tx/s: finality p50 "
+                f"{statistics.median(latencies):,.0f} ms, p99 {p99:,.0f} ms; "
+                f"{len(stamps)} blocks, a height every {statistics.median(gaps):,.0f} ms",
+                flush=True,
+            )
 
 
 def _height(url: str) -> int:

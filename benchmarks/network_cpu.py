@@ -15,15 +15,12 @@ import argparse
 import os
 import statistics
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
-from ehrchain.crypto.keystore import KdfParams, load_identity
 from ehrchain.node import bench_network
 from ehrchain.node.bench_load import commit_load, finality_under_load
-from ehrchain.node.bench_workload import Signer, Workload
-from ehrchain.node.network import network_up
-from ehrchain.node.process import free_ports
-from ehrchain.node.setup import ADMIN_KEY_FILE
+from ehrchain.node.bench_workload import Signer
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -52,33 +49,26 @@ def main() -> None:
     parser.add_argument("--latency-s", type=float, default=10.0)
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ehrchain-netcpu-") as tmp:
-        root = args.data_dir or Path(tmp) / "net"
-        net = network_up(
-            root,
+    signer = Signer()
+    with (
+        tempfile.TemporaryDirectory(prefix="ehrchain-netcpu-") as tmp,
+        closing(signer),
+        bench_network.consortium(
+            args.data_dir or Path(tmp) / "net",
             args.validators,
-            "bft",
-            free_ports(args.validators),
-            chain_id="ehrchain-netbench",
-            password=bench_network.PASSWORD,
-            kdf=KdfParams.FAST_FOR_TESTS,
-            node_settings={"max_block_txs": args.block_txs},
+            args.block_txs,
+            max(8, 2 * args.validators),
+            signer,
+        ) as (net, workload),
+    ):
+        commit_load(net.urls, workload, min(args.txs, 512 * args.validators))  # warm-up
+        nodes = [p.pid for p in net.processes]
+        before = cpu_seconds(nodes)
+        result = commit_load(net.urls, workload, args.txs)
+        after = cpu_seconds(nodes)
+        offered, latencies = finality_under_load(
+            net.urls, workload, result.tx_per_s / 2, args.latency_s
         )
-        signer = Signer()
-        try:
-            admin = load_identity(root / ADMIN_KEY_FILE, bench_network.PASSWORD)
-            workload = Workload.create(net.urls, admin, max(8, 2 * args.validators), signer)
-            commit_load(net.urls, workload, min(args.txs, 512 * args.validators))  # warm-up
-            nodes = [p.pid for p in net.processes]
-            before = cpu_seconds(nodes)
-            result = commit_load(net.urls, workload, args.txs)
-            after = cpu_seconds(nodes)
-            offered, latencies = finality_under_load(
-                net.urls, workload, result.tx_per_s / 2, args.latency_s
-            )
-        finally:
-            signer.close()
-            net.stop()
     spent = sum(t - before.get(pid, 0.0) for pid, t in after.items())
     main_spent = sum(after.get(p, 0.0) - before.get(p, 0.0) for p in nodes)
     latencies.sort()

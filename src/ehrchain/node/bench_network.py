@@ -47,7 +47,7 @@ from ehrchain.node.network import Network, network_up
 from ehrchain.node.process import free_ports
 from ehrchain.node.setup import ADMIN_KEY_FILE
 
-__all__ = ["NetworkBenchConfig", "run_network_bench"]
+__all__ = ["NetworkBenchConfig", "consortium", "run_network_bench"]
 
 Progress = Callable[[str, int, int], None]
 PASSWORD: Final = "bench-only-password"  # noqa: S105 (throwaway bench keystores)
@@ -125,10 +125,8 @@ def _row(
     verify_rate = bench_ceilings.ed25519_verify_rate()
     insert_rate = bench_ceilings.sqlite_insert_rate()
     progress(stage, 1, PHASES)
-    with _network(root, validators, block_txs) as net:
-        admin = load_identity(root / ADMIN_KEY_FILE, PASSWORD)
-        patients = max(config.patients, 2 * validators)
-        workload = Workload.create(net.urls, admin, patients, signer)
+    patients = max(config.patients, 2 * validators)
+    with consortium(root, validators, block_txs, patients, signer) as (net, workload):
         commit_load(net.urls, workload, min(config.txs, 256 * 2 * validators))  # warm-up
         progress(stage, 2, PHASES)
         throughput = commit_load(net.urls, workload, config.txs)
@@ -154,6 +152,17 @@ def _row(
         insert_per_s=insert_rate,
         cores=os.cpu_count() or 1,
     )
+
+
+@contextmanager
+def consortium(
+    root: Path, validators: int, block_txs: int, patients: int, signer: Signer
+) -> Iterator[tuple[Network, Workload]]:
+    """A fresh BFT consortium in ``root`` (every node a validator, blocks of at most
+    ``block_txs``) with ``patients`` bench patients on it; stopped on exit."""
+    with _network(root, validators, block_txs) as net:
+        admin = load_identity(root / ADMIN_KEY_FILE, PASSWORD)
+        yield net, Workload.create(net.urls, admin, patients, signer)
 
 
 @contextmanager
