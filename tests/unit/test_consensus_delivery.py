@@ -128,12 +128,12 @@ def test_relays_travel_with_the_next_message_or_alone_after_a_while(
     peer.release["consensus"].set()
     lane = _Lane(cast(PeerClient, peer), 100)
     try:
-        lane.put_lazy([(CONSENSUS, _status(1)), (CONSENSUS, _status(2))])
+        lane.put([(CONSENSUS, _status(1)), (CONSENSUS, _status(2))], lazy=True)
         lane.put([(CONSENSUS, _status(3))])
         _wait_for(lambda: len(peer.sent) == 1)
         assert peer.sent == [("consensus", [_status(3), _status(1), _status(2)])]
         monkeypatch.setattr(gossip_module, "LAZY_WAIT_S", 0.05)
-        lane.put_lazy([(CONSENSUS, _status(4))])  # nothing else to go with
+        lane.put([(CONSENSUS, _status(4))], lazy=True)  # nothing else to go with
         _wait_for(lambda: len(peer.sent) == 2)
         assert peer.sent[1] == ("consensus", [_status(4)])
     finally:
@@ -274,8 +274,8 @@ def _driver_deciding(height: int, me: Address) -> BftDriver:
     driver._gossip = driver._log = cast(Any, _Sink())
     driver._held = None
     driver._peer_heights = set()
-    driver._early = []
-    driver._early_seen = set()
+    driver._early = {}
+    driver._early_bytes = 0
     driver._timers = []
     driver._seq = itertools.count()
     return driver
@@ -286,12 +286,12 @@ def test_a_proposal_for_the_next_height_waits_for_this_node_to_get_there() -> No
     driver = _driver_deciding(test_bft.H - 1, me)  # still committing the height below
     proposal = test_bft.proposal_for(0)
     driver._step(proposal)
-    assert driver._early == [proposal]
+    assert list(driver._early) == [proposal]
     assert driver.state.book.proposals == {}
     cast(_Service, driver._service).at = _Head(test_bft.H - 1)  # that block is committed
     driver._follow_ledger()
     assert driver.state.height == test_bft.H
-    assert driver._early == []
+    assert list(driver._early) == []
     assert driver.state.book.proposals[0][0] == proposal  # handed over on arrival
 
 
@@ -301,7 +301,7 @@ def test_next_height_messages_are_held_within_bounds_and_older_ones_pass_through
     votes = test_bft.prevotes(0, None, test_bft.ORDER)
     for vote in votes * 3:  # each relayed by other peers too
         driver._step(vote)
-    assert driver._early == votes  # held once each
+    assert list(driver._early) == votes  # held once each
     rounds = MAX_EARLY // len(votes) + 1
     for round_ in range(1, rounds + 1):
         for vote in test_bft.prevotes(round_, None, test_bft.ORDER):
@@ -309,10 +309,10 @@ def test_next_height_messages_are_held_within_bounds_and_older_ones_pass_through
     assert len(driver._early) == MAX_EARLY
     behind = _driver_deciding(test_bft.H + 1, me)
     behind._step(votes[0])  # a height already decided here: the handler drops it
-    assert behind._early == []
+    assert list(behind._early) == []
     far = _driver_deciding(test_bft.H - MAX_AHEAD - 1, me)
     far._step(votes[0])  # too far ahead to hold: catch-up brings that height
-    assert far._early == []
+    assert list(far._early) == []
 
 
 def test_messages_held_for_later_heights_wait_for_theirs() -> None:
@@ -322,8 +322,8 @@ def test_messages_held_for_later_heights_wait_for_theirs() -> None:
     driver._step(proposal)
     cast(_Service, driver._service).at = _Head(test_bft.H - 2)
     driver._follow_ledger()  # one height on: the proposal is still for a later one
-    assert (driver.state.height, driver._early) == (test_bft.H - 1, [proposal])
+    assert (driver.state.height, list(driver._early)) == (test_bft.H - 1, [proposal])
     cast(_Service, driver._service).at = _Head(test_bft.H - 1)
     driver._follow_ledger()
-    assert driver._early == []
+    assert list(driver._early) == []
     assert driver.state.book.proposals[0][0] == proposal

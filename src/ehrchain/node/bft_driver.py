@@ -229,10 +229,11 @@ class BftDriver:
         self._seq = itertools.count()
         self._held: Message | None = Start()
         self._peer_heights: set[int] = set()
-        self._early: list[SignedMessage] = []
-        self._early_seen: set[SignedMessage] = set()
-        """Signed messages for the next heights, arrived while this node finishes the
-        current one (a peer that decided first proposes and votes at once)."""
+        self._early: dict[SignedMessage, None] = {}
+        """Signed messages for the next heights in arrival order, each once, arrived
+        while this node finishes the current one (a peer that decided first proposes
+        and votes at once); ``_early_bytes`` is their proposals' block bytes."""
+        self._early_bytes = 0
         self._wake = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="bft", daemon=True)
@@ -325,19 +326,17 @@ class BftDriver:
     def _keep_early(self, msg: SignedMessage) -> None:
         """Hold a message for a coming height (bounded in count and bytes; beyond that
         it is dropped, and the signer's periodic re-send or a relay brings it)."""
-        if msg in self._early_seen:
+        if msg in self._early:
             return  # the same message from another peer (its relay)
-        size = sum(len(m.block) for m in self._early if isinstance(m, Proposal))
-        extra = len(msg.block) if isinstance(msg, Proposal) else 0
-        if len(self._early) < MAX_EARLY and size + extra <= MAX_EARLY_BYTES:
-            self._early.append(msg)
-            self._early_seen.add(msg)
+        size = len(msg.block) if isinstance(msg, Proposal) else 0
+        if len(self._early) < MAX_EARLY and self._early_bytes + size <= MAX_EARLY_BYTES:
+            self._early[msg] = None
+            self._early_bytes += size
 
     def _replay_early(self) -> None:
         """Hand the held messages of the height just reached to the handler; keep
         those of later heights, drop those of heights passed."""
-        early, self._early = self._early, []
-        self._early_seen = set()
+        early, self._early, self._early_bytes = self._early, {}, 0
         for msg in early:
             if msg.height >= self.state.height:
                 self._step(msg)  # held again if still ahead

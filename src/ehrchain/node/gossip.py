@@ -60,22 +60,16 @@ class _Lane:
         for thread in self._threads:
             thread.start()
 
-    def put(self, items: Sequence[Item]) -> None:
-        """Queue items of one kind, waking the senders once."""
-        queue = self._urgent if items[0][0] == CONSENSUS else self._items
+    def put(self, items: Sequence[Item], *, lazy: bool = False) -> None:
+        """Queue items of one kind, waking the senders once. ``lazy`` consensus relays
+        go with the next urgent batch, or alone once they have waited ``LAZY_WAIT_S``
+        (the sender wakes now only to time that)."""
+        eager = self._urgent if items[0][0] == CONSENSUS else self._items
+        queue = self._lazy if lazy else eager
         with self._ready:
             assert queue.maxlen is not None
             self.dropped += max(0, len(queue) + len(items) - queue.maxlen)
             queue.extend(items)
-            self._ready.notify_all()
-
-    def put_lazy(self, items: Sequence[Item]) -> None:
-        """Queue consensus relays to go with the next urgent batch, or alone once they
-        have waited ``LAZY_WAIT_S`` (the sender wakes to time that, sends nothing yet)."""
-        with self._ready:
-            assert self._lazy.maxlen is not None
-            self.dropped += max(0, len(self._lazy) + len(items) - self._lazy.maxlen)
-            self._lazy.extend(items)
             self._ready.notify_all()
 
     def stop(self) -> None:
@@ -193,10 +187,7 @@ class Gossip:
             return
         batch = [(CONSENSUS, data) for data in items]
         for lane in self._lanes_for(to):
-            if lazy:
-                lane.put_lazy(batch)
-            else:
-                lane.put(batch)
+            lane.put(batch, lazy=lazy)
 
     def stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
