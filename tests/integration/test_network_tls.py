@@ -3,8 +3,9 @@
 A test CA signs one certificate for 127.0.0.1; each node's ``[network]``
 section names the certificate, its key and the CA. B joins A over
 ``https://``, syncs, and a transaction sent to B is forwarded to A and comes
-back in A's block — every node-to-node call over verified TLS. Plain HTTP to a
-TLS node gets no answer.
+back in A's block — every node-to-node call over verified TLS, the forwarded
+transaction and the pushed block on the nodes' streams (``wss://``). Plain HTTP
+to a TLS node gets no answer.
 """
 
 from __future__ import annotations
@@ -143,3 +144,8 @@ def test_nodes_join_sync_and_forward_over_verified_tls(
     status_a = httpx.get(f"{a.url}/v1/status", verify=context).json()
     assert status_a["peers"] == [b.url]
     assert status_a["height"] == sent.height
+    # The transaction reached A, and A's block B, on their streams (wss), not as requests.
+    served_a = httpx.get(f"{a.url}/metrics", verify=context).text
+    served_b = httpx.get(f"{b.url}/metrics", verify=context).text
+    assert 'route="/p2p/txs"' not in served_a
+    assert 'route="/add_block"' not in served_b

@@ -57,6 +57,10 @@ class SlowPeer:
         self.entered[kind].set()
         assert self.release[kind].wait(WAIT_S)
 
+    def stream(self) -> None:
+        """No stream (a peer reached through an HTTP proxy): every batch is a request."""
+        return None
+
     def push_txs(self, items: Sequence[bytes]) -> None:
         self._hold("txs", list(items))
 

@@ -88,18 +88,18 @@ async def batch_items(request: Request) -> list[bytes]:
     kind = media_type(request)
     if kind == CBOR:
         items = _cbor_list(await request.body())
-        _check_batch_size(len(items))
+        check_batch_size(len(items))
         return items
     if kind == JSON:
         raw = _object(await request.body(), ("txs",))["txs"]
         if not isinstance(raw, list):
             raise InvalidRequest("txs must be a list of base64url strings")
-        _check_batch_size(len(raw))
+        check_batch_size(len(raw))
         return [b64url_decode(item, f"txs[{i}]") for i, item in enumerate(raw)]
     raise UnsupportedMediaType(f"send {JSON} or {CBOR}")
 
 
-def _check_batch_size(count: int) -> None:
+def check_batch_size(count: int) -> None:
     if count == 0:
         raise InvalidRequest("a batch must hold at least one transaction")
     if count > MAX_BATCH:

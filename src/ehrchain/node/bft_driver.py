@@ -75,7 +75,7 @@ from ehrchain.node.errors import NodeError, Rejected
 from ehrchain.node.gossip import Gossip
 from ehrchain.node.networked import NetworkedService
 
-__all__ = ["BftDriver", "NodeProposals", "SignedLog", "consensus_router"]
+__all__ = ["BftDriver", "NodeProposals", "SignedLog", "consensus_router", "deliver_batch"]
 
 MAX_INBOX: Final = 10_000
 MAX_AHEAD: Final = 4
@@ -249,10 +249,6 @@ class BftDriver:
             self._stop = True
             self._wake.notify()
         self._thread.join(timeout=10)
-
-    def deliver(self, data: bytes) -> None:
-        """A message from a peer (already authenticated as an admitted node)."""
-        self.deliver_many([data])
 
     def deliver_many(self, items: Sequence[bytes]) -> None:
         """Messages from a peer, in order; all are refused if one does not decode."""
@@ -443,34 +439,41 @@ def peer_messages(items: Sequence[bytes]) -> list[Message]:
     return messages
 
 
+def _running(driver: BftDriver | None) -> BftDriver:
+    if driver is None:
+        raise Rejected("not_authorised", "this node does not run BFT consensus")
+    return driver
+
+
+def deliver_batch(driver: BftDriver | None, items: Sequence[bytes]) -> None:
+    """Consensus messages a peer sent together (a request or a stream frame), in
+    order; Rejected when this node does not run BFT or the batch is not one."""
+    current = _running(driver)
+    if not 0 < len(items) <= MAX_MESSAGE_BATCH:
+        raise Rejected("invalid_request", f"send 1 to {MAX_MESSAGE_BATCH} messages")
+    current.deliver_many(items)
+
+
 def consensus_router(driver: Callable[[], BftDriver | None]) -> APIRouter:
     """``POST /consensus/message``: one wire-encoded consensus message from a peer;
     ``POST /consensus/messages``: several, as a canonical CBOR list, in order."""
     router = APIRouter(prefix="/consensus", tags=["node-to-node"])
 
-    def running() -> BftDriver:
-        current = driver()
-        if current is None:
-            raise Rejected("not_authorised", "this node does not run BFT consensus")
-        return current
-
     @router.post("/message", status_code=202, summary="A consensus message from a peer")
     async def message(request: Request) -> Response:
-        running().deliver(await request.body())
+        deliver_batch(driver(), [await request.body()])
         return Response(status_code=202)
 
     @router.post("/messages", status_code=202, summary="Consensus messages from a peer")
     async def messages(request: Request) -> Response:
-        current = running()
+        current = _running(driver())
         try:
             items = encoding.decode_byte_strings(await request.body())
         except EncodingError:
             raise Rejected(
                 "invalid_request", "body is not a canonical CBOR list of messages"
             ) from None
-        if not 0 < len(items) <= MAX_MESSAGE_BATCH:
-            raise Rejected("invalid_request", f"send 1 to {MAX_MESSAGE_BATCH} messages")
-        current.deliver_many(items)
+        deliver_batch(current, items)
         return Response(status_code=202)
 
     return router

@@ -7,7 +7,13 @@ blocks; a transaction it missed reaches a validator through another peer, or
 its sender resubmits). Broadcasting is idempotent: an item already sent is
 not queued again. Consensus messages have their own queue and sender thread per
 peer, so a vote never waits behind a batch of transactions in flight to that
-peer, and the messages queued meanwhile go together in one request.
+peer, and the messages queued meanwhile go together in one batch.
+
+Each sender thread keeps a stream to its peer (``PeerStream``) for transaction
+and consensus batches and blocks, one frame each, and sends them as requests while it has
+none: when a stream cannot be opened (a peer behind an HTTP proxy, one that
+refuses it) it tries again ``STREAM_RETRY_S`` later, and a batch whose frame
+could not be sent goes as a request.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from ehrchain.node.peer_client import ClientPool, PeerClient, PeerError
+from ehrchain.node.peer_client import ClientPool, PeerClient, PeerError, PeerStream
 
 __all__ = ["Gossip"]
 
@@ -33,8 +39,12 @@ MAX_SEEN: Final = 100_000
 LAZY_WAIT_S: Final = 0.5
 """Longest a relayed consensus message waits for a message of this node to go with."""
 RETRY_PAUSE_S: Final = 0.5
+STREAM_RETRY_S: Final = 5.0
+"""How long a sender thread sends requests after its stream could not be opened."""
 
 TX, BLOCK, BLOB, CONSENSUS = "tx", "block", "blob", "consensus"
+STREAMED: Final = {TX: "txs", CONSENSUS: "consensus", BLOCK: "block"}
+"""The kinds that go on a stream, and their frame names."""
 Item = tuple[str, bytes]
 logger = logging.getLogger("ehrchain.node.gossip")
 
@@ -52,6 +62,10 @@ class _Lane:
         self._stop = False
         self.sent = 0
         self.dropped = 0
+        self.streamed = 0
+        self._streams: dict[bool, PeerStream | None] = {}
+        self._stream_retry: dict[bool, float] = {}
+        """By sender thread (``urgent``): its stream, and when to try opening one again."""
         name = f"gossip {client.url}"
         self._threads = [
             threading.Thread(target=self._run, args=(False,), name=name, daemon=True),
@@ -78,6 +92,9 @@ class _Lane:
             self._ready.notify_all()
         for thread in self._threads:
             thread.join(timeout=5)
+        for stream in self._streams.values():
+            if stream is not None:
+                stream.close()
 
     def _next(self, urgent: bool) -> list[Item] | None:
         """The consensus messages queued (up to a batch), or the next item, or a run of
@@ -121,7 +138,7 @@ class _Lane:
     def _run(self, urgent: bool) -> None:
         while (batch := self._next(urgent)) is not None:
             try:
-                self._send(batch)
+                self._send(batch, urgent)
                 with self._ready:
                     self.sent += len(batch)
             except PeerError as exc:
@@ -135,8 +152,10 @@ class _Lane:
             except Exception:
                 logger.exception("gossip lane error", extra={"peer": self.client.url})
 
-    def _send(self, batch: list[Item]) -> None:
+    def _send(self, batch: list[Item], urgent: bool) -> None:
         kind = batch[0][0]
+        if kind in STREAMED and self._stream_send(urgent, STREAMED[kind], batch):
+            return
         if kind == TX:
             self.client.push_txs([data for _, data in batch])
         elif kind == BLOCK:
@@ -147,6 +166,30 @@ class _Lane:
             self.client.push_consensus(batch[0][1])
         else:
             self.client.push_consensus_batch([data for _, data in batch])
+
+    def _stream_send(self, urgent: bool, frame: str, batch: list[Item]) -> bool:
+        """Send the batch as one frame on this thread's stream; False when it has no
+        stream or the stream broke (it is reopened for a later batch)."""
+        stream = self._streams.get(urgent)
+        if stream is None:
+            if time.monotonic() < self._stream_retry.get(urgent, 0.0):
+                return False
+            try:
+                stream = self.client.stream()
+            except PeerError as exc:
+                logger.debug("no stream", extra={"peer": self.client.url, "why": str(exc)})
+            if stream is None:
+                self._stream_retry[urgent] = time.monotonic() + STREAM_RETRY_S
+                return False
+            self._streams[urgent] = stream
+        try:
+            stream.send(frame, [data for _, data in batch])
+        except PeerError:
+            self._streams[urgent] = None
+            return False
+        with self._ready:
+            self.streamed += len(batch)
+        return True
 
 
 class Gossip:
@@ -192,7 +235,8 @@ class Gossip:
     def stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
             return {
-                url: {"sent": ln.sent, "dropped": ln.dropped} for url, ln in self._lanes.items()
+                url: {"sent": ln.sent, "streamed": ln.streamed, "dropped": ln.dropped}
+                for url, ln in self._lanes.items()
             }
 
     def stop(self) -> None:

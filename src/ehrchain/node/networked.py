@@ -208,9 +208,11 @@ class NetworkedService(NodeService):
 
     def commit_block(self, data: bytes) -> ChainHead:
         """Verify and commit a block that extends the head (``NodeService.add_block``),
-        fetching the blobs it names first."""
+        fetching the blobs it names first. Its transactions that are pending here
+        are not decoded again (a BFT proposer announces each block it decided to
+        peers that are committing it themselves)."""
         try:
-            block = blockmod.block_from_bytes(data)
+            block = self.decode_block(data)
         except CoreError as exc:
             raise Rejected("invalid_block", str(exc)) from exc
         return self.commit_decoded(block)

@@ -9,24 +9,30 @@ whose transactions carry their own signatures) stay open.
 
 Routes under ``/p2p/``: pages of whole blocks in their canonical encoding (what
 catch-up verifies), a blob by CID (blobs are otherwise served only against a
-signed read), pushed blobs and forwarded transactions.
+signed read), pushed blobs and forwarded transactions, and ``/p2p/stream``: a
+WebSocket a peer opens with a signed handshake (checked here like any request)
+and then sends consensus messages and forwarded transactions on, one frame per
+batch (``peer_client.PeerStream``), with no answer per batch.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Final
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request, WebSocket
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
+from starlette.websockets import WebSocketDisconnect
 
 from ehrchain.api import bodies
+from ehrchain.api.errors import problem_for
 from ehrchain.api.schemas import json_response
 from ehrchain.core import encoding
+from ehrchain.core.errors import EncodingError
 from ehrchain.crypto.keystore import Identity
-from ehrchain.node.bft_driver import consensus_router
+from ehrchain.node.bft_driver import consensus_router, deliver_batch
 from ehrchain.node.errors import Unavailable
 from ehrchain.node.intake import PeerIntake
 from ehrchain.node.networked import NetworkedService
@@ -44,6 +50,13 @@ __all__ = [
 
 PROTECTED_PATHS: Final = frozenset({"/register_node", "/add_block"})
 PROTECTED_PREFIXES: Final = ("/p2p/", "/consensus/")
+CONSENSUS_FRAME: Final = b"consensus"
+TXS_FRAME: Final = b"txs"
+BLOCK_FRAME: Final = b"block"
+STREAM_FRAMES: Final = (CONSENSUS_FRAME, TXS_FRAME, BLOCK_FRAME)
+POLICY_VIOLATION: Final = 1008
+"""WebSocket close code for a refused handshake or a frame that is not a batch."""
+Deliver = Callable[[Sequence[bytes]], None]
 MAX_PAGE_BLOCKS: Final = 100
 MAX_PAGE_BYTES: Final = 16 * 1024 * 1024
 
@@ -74,10 +87,13 @@ class PeerAuthMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_protected(scope["path"]):
+        if scope["type"] not in ("http", "websocket") or not is_protected(scope["path"]):
             await self.app(scope, receive, send)
             return
         header = _header(scope, PEER_HEADER)
+        if scope["type"] == "websocket":
+            await self._stream(scope, receive, send, header)
+            return
         # Both checks run on the event loop: the sender's key comes from memory
         # (read from state once per head), and one Ed25519 verification is tens of
         # microseconds, less than handing the request to a worker thread and back.
@@ -97,6 +113,17 @@ class PeerAuthMiddleware:
             return
         scope.setdefault("state", {})["peer"] = peer
         await self.app(scope, _replay(body), send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, header: str | None) -> None:
+        """A WebSocket handshake is a GET with no body: checked the same way, and
+        closed before it is accepted (HTTP 403 to the peer) when refused."""
+        try:
+            peer = self.checker.check(header, "GET", _target(scope), b"")
+        except PeerRefused as exc:
+            await send({"type": "websocket.close", "code": POLICY_VIOLATION, "reason": exc.code})
+            return
+        scope.setdefault("state", {})["peer"] = peer
+        await self.app(scope, receive, send)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -156,9 +183,16 @@ async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def p2p_router(service: NetworkedService, intake: PeerIntake) -> APIRouter:
-    """The ``/p2p/`` routes, bound to ``service``; callers are admitted nodes only."""
+def p2p_router(service: NetworkedService, intake: PeerIntake, consensus: Deliver) -> APIRouter:
+    """The ``/p2p/`` routes, bound to ``service``; callers are admitted nodes only.
+    ``consensus`` takes the consensus messages of a stream frame."""
     router = APIRouter(prefix="/p2p", tags=["node-to-node"])
+
+    def queue_txs(items: Sequence[bytes]) -> None:
+        if service.is_lagging():
+            raise Unavailable("this node is catching up; its peers hold these transactions")
+        if not intake.offer(items):
+            raise Unavailable("this node's queue of gossiped transactions is full")
 
     @router.get("/blocks", summary="Whole blocks in canonical encoding, oldest first")
     def blocks(
@@ -189,11 +223,41 @@ def p2p_router(service: NetworkedService, intake: PeerIntake) -> APIRouter:
     )
     async def txs(request: Request) -> Response:
         items = await bodies.batch_items(request)
-        if service.is_lagging():
-            raise Unavailable("this node is catching up; its peers hold these transactions")
-        if not intake.offer(items):
-            raise Unavailable("this node's queue of gossiped transactions is full")
+        queue_txs(items)
         return json_response({"queued": len(items)}, 202)
+
+    @router.websocket("/stream")
+    async def stream(socket: WebSocket) -> None:
+        """Frames from a peer until it closes: each a canonical CBOR list of byte
+        strings, ``consensus``, ``txs`` or ``block`` and then the batch (one block).
+        Each is handled as its request would be (``/consensus/messages``,
+        ``/p2p/txs``, ``/add_block``); one refused there (a full queue, a node
+        catching up, a block it has) is dropped, as the sender drops a refused
+        request. A frame that is not a batch ends the stream."""
+        await socket.accept()
+        try:
+            while True:
+                frame = (await socket.receive()).get("bytes")
+                try:
+                    kind, *items = encoding.decode_byte_strings(frame or b"")
+                    if kind not in STREAM_FRAMES or not items:
+                        raise EncodingError("not a batch")
+                except (EncodingError, ValueError):
+                    await socket.close(POLICY_VIOLATION, "a frame is a kind and a batch")
+                    return
+                try:
+                    if kind == CONSENSUS_FRAME:
+                        consensus(items)
+                    elif kind == TXS_FRAME:
+                        bodies.check_batch_size(len(items))
+                        queue_txs(items)
+                    else:
+                        for block in items:
+                            await run_in_threadpool(service.add_block, block)
+                except Exception as exc:  # refused as its request would be; logged if 5xx
+                    problem_for(exc)
+        except WebSocketDisconnect:
+            return
 
     return router
 
@@ -207,7 +271,9 @@ def mount_network(
     p2p = P2P(service, identity, net)
     routes = app.router.routes
     before = len(routes)
-    app.include_router(p2p_router(service, p2p.intake))
+    app.include_router(
+        p2p_router(service, p2p.intake, lambda items: deliver_batch(p2p.driver, items))
+    )
     app.include_router(consensus_router(lambda: p2p.driver))
     app.include_router(pow_router(lambda: p2p.pow))
     # Matched first: node-to-node requests are most of what a node serves, and

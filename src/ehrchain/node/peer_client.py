@@ -3,6 +3,12 @@
 Every request carries the node-key signature of ``peers.sign_request``; answers
 are data to verify, never instructions: blocks go through full verification,
 blobs through their content id.
+
+``PeerStream`` is the cheap path for what a node pushes many times a second
+(consensus messages, forwarded transactions): one WebSocket to the peer's
+``/p2p/stream``, opened with the same signed header as a request, then one
+binary frame per batch. A frame costs tens of microseconds at each end where a
+POST costs about a millisecond of CPU (``BENCHMARKS.md``).
 """
 
 from __future__ import annotations
@@ -16,14 +22,19 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 import httpx
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import ClientConnection, connect
 
 from ehrchain.core import encoding
 from ehrchain.core.errors import CoreError
 from ehrchain.crypto.keystore import Identity
 from ehrchain.node.peers import sign_request
 
-__all__ = ["CBOR", "ClientPool", "PeerClient", "PeerError"]
+__all__ = ["CBOR", "STREAM_PATH", "ClientPool", "PeerClient", "PeerError", "PeerStream"]
 
+STREAM_PATH: Final = "/p2p/stream"
+STREAM_OPEN_TIMEOUT_S: Final = 3.0
+STREAM_CLOSE_TIMEOUT_S: Final = 1.0
 CBOR: Final = "application/cbor"
 OCTET_STREAM: Final = "application/octet-stream"
 JSON: Final = "application/json"
@@ -65,6 +76,8 @@ class PeerClient:
         self._identity = identity
         self._chain_id = chain_id
         self._clock = clock
+        self._verify = verify
+        self._proxy = proxy
         self._http = httpx.Client(
             base_url=self.url, timeout=timeout_s, verify=verify, proxy=proxy or None
         )
@@ -161,6 +174,40 @@ class PeerClient:
         body = encoding.encode(list(items))
         self.request("POST", "/consensus/messages", body=body, content_type=CBOR, timeout_s=3.0)
 
+    def stream(self) -> PeerStream | None:
+        """A new stream to the peer, or None when this node reaches its peers through
+        an HTTP proxy (which forwards requests, not streams). Raises PeerError when
+        the peer cannot be reached or refuses it."""
+        if self._proxy:
+            return None
+        headers = sign_request(
+            self._identity, self._chain_id, "GET", STREAM_PATH, b"", self._clock()
+        )
+        secure = self.url.startswith("https://")
+        context: ssl.SSLContext | None = None
+        if secure:
+            if isinstance(self._verify, ssl.SSLContext):
+                context = self._verify
+            else:
+                context = ssl.create_default_context()
+                if not self._verify:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+        uri = ("wss://" if secure else "ws://") + self.url.split("://", 1)[1] + STREAM_PATH
+        try:
+            connection = connect(
+                uri,
+                ssl=context,
+                additional_headers=headers,
+                proxy=None,
+                compression=None,
+                open_timeout=STREAM_OPEN_TIMEOUT_S,
+                close_timeout=STREAM_CLOSE_TIMEOUT_S,
+            )
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            raise PeerError(self.url, 0, "no_stream", type(exc).__name__) from None
+        return PeerStream(self.url, connection)
+
 
 def _error_of(answer: httpx.Response) -> tuple[str, str]:
     try:
@@ -168,6 +215,30 @@ def _error_of(answer: httpx.Response) -> tuple[str, str]:
         return str(error["code"]), str(error["message"])[:300]
     except (ValueError, KeyError, TypeError):
         return "http_error", answer.reason_phrase
+
+
+class PeerStream:
+    """An open stream to one peer; used by one thread at a time.
+
+    Each ``send`` is one frame: a canonical CBOR list of byte strings, the kind
+    (``consensus`` or ``txs``) and then the items, which the peer handles as it
+    would ``POST /consensus/messages`` or ``POST /p2p/txs``, without an answer.
+    """
+
+    def __init__(self, url: str, connection: ClientConnection) -> None:
+        self.url = url
+        self._connection = connection
+
+    def send(self, kind: str, items: Sequence[bytes]) -> None:
+        """Send a batch; PeerError (status 0) when the stream broke (it is then closed)."""
+        try:
+            self._connection.send(encoding.encode([kind.encode(), *items]))
+        except (OSError, WebSocketException) as exc:
+            self.close()
+            raise PeerError(self.url, 0, "stream_closed", type(exc).__name__) from None
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 class ClientPool:

@@ -29,6 +29,7 @@ def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -
     import uvicorn
 
     from ehrchain.api.app import create_app
+    from ehrchain.core.encoding import MAX_ENCODED_SIZE
     from ehrchain.node import logs
     from ehrchain.node.p2p_api import mount_network
     from ehrchain.node.settings import load
@@ -55,6 +56,8 @@ def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=2,
+            ws="websockets-sansio",  # peers' streams (/p2p/stream)
+            ws_max_size=MAX_ENCODED_SIZE,
             ssl_certfile=net.tls_cert or None,
             ssl_keyfile=net.tls_key or None,
         )
