@@ -7,7 +7,8 @@ Usage: .venv/bin/python benchmarks/finality_sweep.py [--validators 4] [--block-t
 Each rate is offered the way `ehrchain bench --network` offers half load: one connection
 per node sends a batch every 100 ms; each transaction is timed from its batch's POST to
 the commit of the batch's last transaction at that node. Also printed: the blocks the
-phase committed and the median time between their timestamps (the height's length).
+phase committed and the median time between their timestamps (the height's length), and
+the CPU the node processes and their verifier workers spent (cores, and ms per height).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import argparse
 import itertools
 import statistics
 import tempfile
+import time
 from contextlib import closing
 from pathlib import Path
+
+from network_cpu import cpu_seconds  # beside this script
 
 from ehrchain.client.http import EhrClient
 from ehrchain.node import bench_network
@@ -41,9 +45,13 @@ def main() -> None:
         ) as (net, workload),
     ):
         commit_load(net.urls, workload, 512 * args.validators)  # warm-up
+        nodes = [p.pid for p in net.processes]
         for rate in args.rates:
             before = _height(net.urls[0])
+            cpu_before, started = cpu_seconds(nodes), time.perf_counter()
             offered, latencies = finality_under_load(net.urls, workload, rate, args.seconds)
+            cpu_after, elapsed = cpu_seconds(nodes), time.perf_counter() - started
+            spent = sum(t - cpu_before.get(pid, 0.0) for pid, t in cpu_after.items())
             stamps = _timestamps(net.urls[0], before + 1, _height(net.urls[0]))
             latencies.sort()
             p99 = latencies[int(len(latencies) * 0.99)]
@@ -51,7 +59,9 @@ def main() -> None:
             print(
                 f"offered {offered:,.0f} tx/s: finality p50 "
                 f"{statistics.median(latencies):,.0f} ms, p99 {p99:,.0f} ms; "
-                f"{len(stamps)} blocks, a height every {statistics.median(gaps):,.0f} ms",
+                f"{len(stamps)} blocks, a height every {statistics.median(gaps):,.0f} ms; "
+                f"CPU {spent / elapsed:.2f} cores, {spent / max(1, len(stamps)) * 1000:,.0f} ms "
+                "per height",
                 flush=True,
             )
 
