@@ -10,10 +10,10 @@ peer, so a vote never waits behind a batch of transactions in flight to that
 peer, and the messages queued meanwhile go together in one batch.
 
 Each sender thread keeps a stream to its peer (``PeerStream``) for transaction
-and consensus batches and blocks, one frame each, and sends them as requests while it has
-none: when a stream cannot be opened (a peer behind an HTTP proxy, one that
-refuses it) it tries again ``STREAM_RETRY_S`` later, and a batch whose frame
-could not be sent goes as a request.
+and consensus batches and blocks, one frame each, and sends them as requests
+while it has none: when a stream cannot be opened (this node uses an HTTP proxy,
+the peer is down or refuses it) it tries again ``STREAM_RETRY_S`` later, and a
+batch whose frame could not be sent goes as a request.
 """
 
 from __future__ import annotations

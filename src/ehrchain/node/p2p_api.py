@@ -11,8 +11,8 @@ Routes under ``/p2p/``: pages of whole blocks in their canonical encoding (what
 catch-up verifies), a blob by CID (blobs are otherwise served only against a
 signed read), pushed blobs and forwarded transactions, and ``/p2p/stream``: a
 WebSocket a peer opens with a signed handshake (checked here like any request)
-and then sends consensus messages and forwarded transactions on, one frame per
-batch (``peer_client.PeerStream``), with no answer per batch.
+and then sends consensus messages, forwarded transactions and blocks on, one
+frame per batch (``peer_client.PeerStream``), with no answer per batch.
 """
 
 from __future__ import annotations

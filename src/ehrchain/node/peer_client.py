@@ -5,7 +5,7 @@ are data to verify, never instructions: blocks go through full verification,
 blobs through their content id.
 
 ``PeerStream`` is the cheap path for what a node pushes many times a second
-(consensus messages, forwarded transactions): one WebSocket to the peer's
+(consensus messages, forwarded transactions, decided blocks): one WebSocket to the peer's
 ``/p2p/stream``, opened with the same signed header as a request, then one
 binary frame per batch. A frame costs tens of microseconds at each end where a
 POST costs about a millisecond of CPU (``BENCHMARKS.md``).
