@@ -237,6 +237,33 @@ def test_gossiped_transactions_already_past_are_refused_before_their_signature(
     assert isinstance(from_client[0][1], InvalidSignature)
 
 
+def test_gossip_of_transactions_pending_or_in_a_recent_block_is_refused_undecoded(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = chain.admissions(3)
+    chain.validator.submit_many(sent[:2])
+    committed = chain.validator.mine()
+    assert committed is not None
+    chain.validator.submit_many(sent[2:])
+    decoded: list[bytes] = []
+    strict = txmod.from_bytes
+
+    def counting(data: bytes) -> txmod.Transaction:
+        decoded.append(data)
+        return strict(data)
+
+    monkeypatch.setattr(txmod, "from_bytes", counting)
+    from_peer = chain.validator.submit_from_peer(sent)
+    assert [getattr(error, "code", None) for _, error in from_peer] == ["duplicate"] * 3
+    assert decoded == []  # one hash each, no decode
+    # Blocks undone by a reorganisation are forgotten: their transactions may come again.
+    chain.validator.roll_back_to(committed.header.height - 1)
+    decoded.clear()
+    again = chain.validator.submit_from_peer(sent[:2])
+    assert [error for _, error in again] == [None, None]
+    assert decoded == sent[:2]
+
+
 def test_a_node_behind_its_peers_refuses_gossip_and_pushed_blocks(chain: Chain) -> None:
     block = chain.seal(2)
     chain.follower.syncing_to(block.header.height + 5)

@@ -26,7 +26,7 @@ from ehrchain.core import block as blockmod
 from ehrchain.core import encoding, merkle
 from ehrchain.core import tx as txmod
 from ehrchain.core.errors import CoreError
-from ehrchain.core.types import Address, BlockHash, ChainId
+from ehrchain.core.types import Address, BlockHash, ChainId, TxId
 from ehrchain.crypto.errors import CryptoError, InvalidSignature
 from ehrchain.ehr import policy
 from ehrchain.ehr.errors import BadNonce, EhrError
@@ -60,6 +60,10 @@ class Committed:
 
 VERIFIED_KEEP = 50_000
 """Worker-verified proposal transactions remembered, at most this many (ten blocks)."""
+RECENT_KEEP = 100_000
+"""Ids of the latest committed transactions remembered, at most this many (twenty
+blocks of 5,000): a peer's gossip of a transaction often arrives after the proposal
+that held it, and is then dropped for the price of a hash instead of a decode."""
 PEER_KEYS_KEEP = 1_024
 """Admission answers (address -> key or None) cached per head, at most this many."""
 
@@ -103,6 +107,7 @@ class NodeService:
         self._workers: verifier.VerifierPool | None = None
         self._syncing_to = -1
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._recent: OrderedDict[bytes, None] = OrderedDict()
         """Ids of transactions a verifier worker checked (strict decode, signature) in
         a proposal: their bytes hash to the id, so the check holds for these bytes."""
         self.counters = {"tx_accepted": 0, "tx_rejected": 0, "blocks": 0, "reads": 0}
@@ -195,9 +200,11 @@ class NodeService:
         signature is checked. A node back from downtime is sent thousands that
         its catch-up has committed meanwhile.
         """
-        decoded = self._decode_each(items)
         if drop_stale:
+            decoded = self._decode_unknown(items)
             self._drop_stale(decoded)
+        else:
+            decoded = self._decode_each(items)
         fresh = [t for t in decoded if isinstance(t, txmod.Transaction)]
         errors = iter(self._signature_errors(fresh))
         for i, item in enumerate(decoded):
@@ -216,6 +223,29 @@ class NodeService:
                 except (EhrError, Rejected) as exc:
                     results.append((None, exc))
         return results
+
+    def _decode_unknown(self, items: Sequence[bytes]) -> list[txmod.Transaction | Exception]:
+        """``_decode_each`` for the items that are neither pending here nor in a recent
+        block (by the hash of their bytes, which is their id); the others are refused
+        as duplicates without being decoded."""
+        digests = [hashlib.sha256(data).digest() for data in items]
+        with self._lock:
+            known = [self._pool.contains(TxId(d)) or d in self._recent for d in digests]
+        fresh = iter(self._decode_each([d for d, k in zip(items, known, strict=True) if not k]))
+        return [
+            Rejected("duplicate", "transaction is already pending or committed")
+            if k
+            else next(fresh)
+            for k in known
+        ]
+
+    def _note_committed(self, block: blockmod.Block) -> None:
+        """Remember the ids of a block just committed; caller holds the lock."""
+        recent = self._recent
+        for t in block.txs:
+            recent[t.tx_id] = None
+        while len(recent) > RECENT_KEEP:
+            recent.popitem(last=False)
 
     def _drop_stale(self, decoded: list[txmod.Transaction | Exception]) -> None:
         """Replace by BadNonce each transaction whose nonce is below its sender's next
@@ -296,6 +326,7 @@ class NodeService:
         header, txs = unsigned.header, unsigned.txs
         block = blockmod.Block(header, txs, self.engine.certify(header))
         self.ledger.commit_block(block, result.writes, result.events)
+        self._note_committed(block)
         self._head = self._load_head()
         self._open = None
         if rejected:
@@ -333,6 +364,7 @@ class NodeService:
             self.engine.check(block.header, block.certificate, self._validators())
             result = self._execute_checked(block, head, signatures_checked)
             self.ledger.commit_block(block, result.writes, result.events)
+            self._note_committed(block)
             self._head = self._load_head()
             self._open = None
             self._settle_pool(block, result)
@@ -747,6 +779,7 @@ class NodeService:
         against the state being undone. The caller readmits what still applies."""
         with self._lock:
             removed = self.ledger.rollback_to(height)
+            self._recent.clear()  # undone blocks' transactions may be gossiped again
             pending = self._pool.page(0, len(self._pool))
             self._pool.remove(pending)
             self._head = self._load_head()
