@@ -107,9 +107,10 @@ class NodeService:
         self._workers: verifier.VerifierPool | None = None
         self._syncing_to = -1
         self._verified: OrderedDict[bytes, None] = OrderedDict()
-        self._recent: OrderedDict[bytes, None] = OrderedDict()
         """Ids of transactions a verifier worker checked (strict decode, signature) in
         a proposal: their bytes hash to the id, so the check holds for these bytes."""
+        self._recent: OrderedDict[bytes, None] = OrderedDict()
+        """Ids of the transactions of the latest blocks committed (``RECENT_KEEP``)."""
         self.counters = {"tx_accepted": 0, "tx_rejected": 0, "blocks": 0, "reads": 0}
 
     # -- admission ---------------------------------------------------------
