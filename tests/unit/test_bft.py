@@ -121,6 +121,14 @@ def started(me: Address) -> tuple[bft.BftState, BftContext, list[Output]]:
     return state, ctx, out
 
 
+def round_zero() -> tuple[Address, bft.BftState, BftContext, Proposal, list[Address]]:
+    """A validator that does not propose round 0, started; that round's proposal; the
+    other validators."""
+    me = follower_of(0)
+    state, ctx, _ = started(me)
+    return me, state, ctx, proposal_for(0), [a for a in ORDER if a != me]
+
+
 def test_proposer_rotates_by_height_plus_round_over_sorted_addresses() -> None:
     ctx, _ = node(ORDER[0])
     state = bft.initial_state(H, ctx)
@@ -153,10 +161,7 @@ def test_a_stale_timeout_does_nothing() -> None:
 
 
 def test_quorum_of_prevotes_locks_and_quorum_of_precommits_decides() -> None:
-    me = follower_of(0)
-    state, ctx, _ = started(me)
-    p = proposal_for(0)
-    others = [a for a in ORDER if a != me]
+    _, state, ctx, p, others = round_zero()
     state, out = step(state, ctx, p, *prevotes(0, p.block_hash, others[:2]))
     assert [v.block_hash for v in sent(out, Precommit)] == [p.block_hash]
     assert state.locked is not None
@@ -405,10 +410,7 @@ def test_a_follower_without_a_key_decides_but_never_signs() -> None:
 
 
 def test_votes_are_passed_on_lazily_when_the_node_decides_not_as_they_arrive() -> None:
-    me = follower_of(0)
-    state, ctx, _ = started(me)
-    p = proposal_for(0)
-    others = [a for a in ORDER if a != me]
+    me, state, ctx, p, others = round_zero()
     state, out = step(state, ctx, p, *prevotes(0, p.block_hash, others[:2]))
     assert sent(out, Proposal) == []  # a proposal is never relayed as it arrives
     assert [m.signer for m in sent(out, Prevote)] == [me]  # nor are the others' votes
@@ -423,10 +425,7 @@ def test_votes_are_passed_on_lazily_when_the_node_decides_not_as_they_arrive() -
 
 
 def test_a_tick_resends_this_node_s_votes_and_passes_on_the_others_lazily() -> None:
-    me = follower_of(0)
-    state, ctx, _ = started(me)
-    p = proposal_for(0)
-    others = [a for a in ORDER if a != me]
+    _, state, ctx, p, others = round_zero()
     state, _ = step(state, ctx, p, *prevotes(0, p.block_hash, others[:1]))
     state, out = step(state, ctx, Tick())
     mine = [o for o in out if isinstance(o, Broadcast) and not o.lazy]

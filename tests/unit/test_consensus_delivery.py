@@ -71,7 +71,8 @@ class SlowPeer:
         self._hold("consensus", list(items))
 
 
-def _wait_for(predicate: Any) -> None:
+def wait_for(predicate: Any) -> None:
+    """Poll ``predicate`` until it holds; fail after ``WAIT_S``."""
     done = threading.Event()
     for _ in range(int(WAIT_S / 0.01)):
         if predicate():
@@ -100,7 +101,7 @@ def test_a_batch_of_transactions_goes_to_every_peer_once_in_one_request() -> Non
         gossip.txs([b"a", b"b", b"a", b"c"])  # a repeat in the batch goes once
         gossip.txs([b"b", b"d"])  # and an item sent before is not queued again
         for url in urls:
-            _wait_for(lambda url=url: gossip.stats()[url]["sent"] == 4)
+            wait_for(lambda url=url: gossip.stats()[url]["sent"] == 4)
             sent = [item for _, items in pool.get(url).sent for item in items]
             assert sent == [b"a", b"b", b"c", b"d"]
             assert pool.get(url).sent[0][1][:3] == [b"a", b"b", b"c"]  # queued at once
@@ -117,7 +118,7 @@ def test_a_full_lane_drops_its_oldest_items_and_counts_them() -> None:
         lane.put([(TX, data) for data in (b"1", b"2", b"3", b"4", b"5")])
         assert lane.dropped == 2
         peer.release["txs"].set()
-        _wait_for(lambda: lane.sent == 4)
+        wait_for(lambda: lane.sent == 4)
         assert peer.sent[-1] == ("txs", [b"3", b"4", b"5"])
     finally:
         for event in peer.release.values():
@@ -134,11 +135,11 @@ def test_relays_travel_with_the_next_message_or_alone_after_a_while(
     try:
         lane.put([(CONSENSUS, _status(1)), (CONSENSUS, _status(2))], lazy=True)
         lane.put([(CONSENSUS, _status(3))])
-        _wait_for(lambda: len(peer.sent) == 1)
+        wait_for(lambda: len(peer.sent) == 1)
         assert peer.sent == [("consensus", [_status(3), _status(1), _status(2)])]
         monkeypatch.setattr(gossip_module, "LAZY_WAIT_S", 0.05)
         lane.put([(CONSENSUS, _status(4))], lazy=True)  # nothing else to go with
-        _wait_for(lambda: len(peer.sent) == 2)
+        wait_for(lambda: len(peer.sent) == 2)
         assert peer.sent[1] == ("consensus", [_status(4)])
     finally:
         lane.stop()
@@ -168,7 +169,7 @@ def test_consensus_messages_queued_meanwhile_go_in_one_request_in_order() -> Non
         for height in (2, 3, 4):
             lane.put([(CONSENSUS, _status(height))])
         peer.release["consensus"].set()
-        _wait_for(lambda: len(peer.sent) == 2)
+        wait_for(lambda: len(peer.sent) == 2)
         assert peer.sent == [
             ("consensus", [_status(1)]),
             ("consensus", [_status(2), _status(3), _status(4)]),

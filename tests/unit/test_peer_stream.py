@@ -7,12 +7,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from test_consensus_delivery import wait_for
 
 from ehrchain.api.errors import install_error_handlers
 from ehrchain.core import encoding
@@ -30,16 +31,6 @@ from ehrchain.node.peers import PEER_HEADER, RequestChecker, sign_request
 
 CHAIN = "ehrchain-stream-test"
 NOW_MS = 1_700_000_000_000
-WAIT_S = 5.0
-
-
-def _wait_for(predicate: Any) -> None:
-    pause = threading.Event()
-    for _ in range(int(WAIT_S / 0.01)):
-        if predicate():
-            return
-        pause.wait(0.01)
-    raise AssertionError("condition not reached")
 
 
 # -- the receiving node ---------------------------------------------------------------
@@ -119,9 +110,9 @@ def test_frames_are_handled_as_their_requests_and_refused_batches_are_dropped(
         receiver.service.lagging = True
         stream.send_bytes(_frame(b"txs", b"t3"))  # a node catching up refuses it (503)
         stream.send_bytes(_frame(b"consensus", b"m3"))
-        _wait_for(lambda: len(receiver.consensus) == 2)
+        wait_for(lambda: len(receiver.consensus) == 2)
         assert receiver.consensus == [[b"m1", b"m2"], [b"m3"]]
-        _wait_for(lambda: len(receiver.admitted) == 1)
+        wait_for(lambda: len(receiver.admitted) == 1)
         assert [list(batch) for batch in receiver.admitted] == [[b"t1", b"t2"]]
         assert receiver.service.blocks == [b"b1"]
 
@@ -180,7 +171,7 @@ def test_a_stream_is_refused_without_an_admitted_nodes_fresh_signature(
             assert closed.value.code == POLICY_VIOLATION, why
         with client.websocket_connect(STREAM_PATH, headers=signed) as stream:
             stream.send_bytes(_frame(b"consensus", b"m1"))
-            _wait_for(lambda: receiver.consensus == [[b"m1"]])
+            wait_for(lambda: receiver.consensus == [[b"m1"]])
         with (  # the same handshake again is a replay
             pytest.raises(WebSocketDisconnect) as closed,
             client.websocket_connect(STREAM_PATH, headers=signed),
@@ -246,11 +237,11 @@ def test_a_lane_sends_batches_on_its_streams_and_as_requests_when_one_breaks() -
     lane = _Lane(cast(PeerClient, peer), 100)
     try:
         lane.put([(TX, b"t1"), (TX, b"t2")])
-        _wait_for(lambda: lane.sent == 2)
+        wait_for(lambda: lane.sent == 2)
         lane.put([(CONSENSUS, b"m1")])
-        _wait_for(lambda: lane.sent == 3)
+        wait_for(lambda: lane.sent == 3)
         lane.put([(BLOCK, b"b1")])
-        _wait_for(lambda: lane.sent == 4)
+        wait_for(lambda: lane.sent == 4)
         assert sorted(peer.frames) == [
             ("block", [b"b1"]),
             ("consensus", [b"m1"]),
@@ -262,10 +253,10 @@ def test_a_lane_sends_batches_on_its_streams_and_as_requests_when_one_breaks() -
 
         peer.break_next = True
         lane.put([(CONSENSUS, b"m2")])  # its frame fails: it goes as a request
-        _wait_for(lambda: lane.sent == 5)
+        wait_for(lambda: lane.sent == 5)
         assert peer.requests == [("consensus", [b"m2"])]
         lane.put([(CONSENSUS, b"m3")])  # on a new stream
-        _wait_for(lambda: lane.sent == 6)
+        wait_for(lambda: lane.sent == 6)
         assert peer.frames[-1] == ("consensus", [b"m3"])
         assert len(peer.opened) == 3
     finally:
@@ -282,15 +273,15 @@ def test_a_lane_without_a_stream_sends_requests_and_tries_again_later(
     lane = _Lane(cast(PeerClient, peer), 100)
     try:
         lane.put([(CONSENSUS, b"m1")])
-        _wait_for(lambda: lane.sent == 1)
+        wait_for(lambda: lane.sent == 1)
         peer.refuse = False
         lane.put([(CONSENSUS, b"m2")])  # within the retry pause: no new attempt
-        _wait_for(lambda: lane.sent == 2)
+        wait_for(lambda: lane.sent == 2)
         assert peer.requests == [("consensus", [b"m1"]), ("consensus", [b"m2"])]
         assert peer.opened == []
         threading.Event().wait(0.35)
         lane.put([(CONSENSUS, b"m3")])
-        _wait_for(lambda: lane.sent == 3)
+        wait_for(lambda: lane.sent == 3)
         assert peer.frames == [("consensus", [b"m3"])]
     finally:
         lane.stop()
