@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import tempfile
 from contextlib import closing
 from pathlib import Path
+
+import httpx
 
 from ehrchain.node import bench_network
 from ehrchain.node.bench_load import commit_load, finality_under_load
@@ -64,22 +67,36 @@ def main() -> None:
     ):
         commit_load(net.urls, workload, min(args.txs, 512 * args.validators))  # warm-up
         nodes = [p.pid for p in net.processes]
-        before = cpu_seconds(nodes)
+        before, gc_before = cpu_seconds(nodes), gc_seconds(net.urls)
         result = commit_load(net.urls, workload, args.txs)
-        after = cpu_seconds(nodes)
+        after, gc_after = cpu_seconds(nodes), gc_seconds(net.urls)
         offered, latencies = finality_under_load(
             net.urls, workload, result.tx_per_s / 2, args.latency_s
         )
-        paced = cpu_seconds(nodes)
+        paced, gc_paced = cpu_seconds(nodes), gc_seconds(net.urls)
     latencies.sort()
     print(f"validators {args.validators}, blocks of {args.block_txs}, {args.txs} reads")
     print(f"committed tx/s {result.tx_per_s:,.0f} ({result.blocks} blocks, {result.seconds:.2f} s)")
     print(f"CPU {_per_tx(before, after, nodes, result.committed)}")
+    print(f"  in the cycle collector {gc_after - gc_before:.2f} s")
     print(
         f"finality at {offered:,.0f} tx/s offered: p50 {statistics.median(latencies):,.0f} ms, "
         f"p99 {latencies[int(len(latencies) * 0.99)]:,.0f} ms"
     )
     print(f"CPU at that load {_per_tx(after, paced, nodes, len(latencies))}")
+    print(f"  in the cycle collector {gc_paced - gc_after:.2f} s")
+
+
+def gc_seconds(urls: list[str]) -> float:
+    """CPU seconds the nodes' cycle collectors have spent, from their /metrics."""
+    total = 0.0
+    for url in urls:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+        total += sum(float(v) for v in _GC_SAMPLE.findall(text))
+    return total
+
+
+_GC_SAMPLE = re.compile(r"^ehrchain_gc_cpu_seconds_total\{[^}]*\} (\S+)$", re.MULTILINE)
 
 
 def _per_tx(before: dict[int, float], after: dict[int, float], nodes: list[int], txs: int) -> str:

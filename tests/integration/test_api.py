@@ -359,6 +359,20 @@ def test_metrics_count_accepted_and_rejected(world: World) -> None:
     assert values["ehrchain_txs_rejected_total"] >= 1
     assert values["ehrchain_chain_height"] >= 1
     assert 'route="/v1/consents",status="401"' in text
+    gc_seconds = _labelled(text, "ehrchain_gc_cpu_seconds_total")
+    assert sorted(gc_seconds) == ['generation="0"', 'generation="1"', 'generation="2"']
+    assert all(v >= 0 for v in gc_seconds.values())
+    assert _labelled(text, "ehrchain_gc_collections_total")['generation="0"'] >= 1
+
+
+def _labelled(text: str, name: str) -> dict[str, float]:
+    """The samples of one labelled metric, by their label text."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels, value = line[len(name) + 1 :].split("} ")
+            out[labels] = float(value)
+    return out
 
 
 def _metrics(text: str) -> dict[str, float]:

@@ -1,8 +1,9 @@
 """Liveness and Prometheus metrics.
 
 Metrics are counters the node already keeps (transactions accepted and
-rejected, blocks, reads), gauges read at scrape time (height, pending), and
-HTTP requests by method, route template and status. Labels hold only route
+rejected, blocks, reads), gauges read at scrape time (height, pending), the
+cycle collector's passes and CPU time by generation, and HTTP requests by
+method, route template and status. Labels hold only route
 templates and status codes, so no id or query can leak through them.
 """
 
@@ -15,6 +16,7 @@ from starlette.responses import Response
 
 from ehrchain.api.middleware import HttpCounts
 from ehrchain.api.schemas import json_response
+from ehrchain.node import gcclock
 from ehrchain.node.errors import NodeError
 from ehrchain.node.service import NodeService
 
@@ -62,6 +64,16 @@ def render_metrics(service: NodeService, http: HttpCounts) -> str:
         ("ehrchain_peers", "Known peer nodes", len(status["peers"])),
     ):
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    for name, help_text, values in (
+        ("ehrchain_gc_collections_total", "Cycle-collector passes", gcclock.collections()),
+        (
+            "ehrchain_gc_cpu_seconds_total",
+            "CPU time in cycle-collector passes",
+            gcclock.cpu_seconds(),
+        ),
+    ):
+        lines += [f"# HELP {name} {help_text}, by generation", f"# TYPE {name} counter"]
+        lines += [f'{name}{{generation="{g}"}} {v}' for g, v in enumerate(values)]
     name = "ehrchain_http_requests_total"
     lines += [f"# HELP {name} HTTP requests served", f"# TYPE {name} counter"]
     for (method, route, code), count in sorted(http.counts.items()):

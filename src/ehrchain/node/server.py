@@ -30,7 +30,7 @@ def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -
 
     from ehrchain.api.app import create_app
     from ehrchain.core.encoding import MAX_ENCODED_SIZE
-    from ehrchain.node import logs
+    from ehrchain.node import gcclock, logs
     from ehrchain.node.p2p_api import mount_network
     from ehrchain.node.settings import load
     from ehrchain.node.wiring import Sealer, open_node
@@ -45,6 +45,7 @@ def run_node(data_dir: Path, host: str | None = None, port: int | None = None) -
     app = create_app(service, max_body_bytes=settings.max_body_bytes)
     app.include_router(create_web(service))
     p2p, net = mount_network(app, service, identity)
+    gcclock.tune()
     logging.getLogger("ehrchain.node").info(
         "node started", extra={"chain_id": settings.chain_id, "port": settings.port}
     )
