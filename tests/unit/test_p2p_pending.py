@@ -3,6 +3,7 @@ never proposes. A BFT validator keeps them; it proposes from its own pool."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -58,3 +59,33 @@ def test_only_nodes_that_never_propose_expire_pending(
     finally:
         p2p.clients.close()  # nothing was started
         p2p.service.ledger.close()
+
+
+@pytest.mark.parametrize("pause_ms", [0, 25, 400])
+def test_the_bft_driver_pauses_after_a_commit_as_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pause_ms: int
+) -> None:
+    monkeypatch.setenv(settings_mod.PASSWORD_ENV, "pw")
+    me = new_identity("node", "")
+    others = [new_identity(f"v{i}", "") for i in range(3)]
+    admin = new_identity("admin", "consortium_admin")
+    config = genesis_config("ehrchain-test", admin, [me, *others], time.time_ns() // 1_000_000)
+    init_member(
+        tmp_path,
+        config.to_json(),
+        password="pw",
+        port=8999,
+        consensus="bft",
+        identity=me,
+        kdf=KdfParams.FAST_FOR_TESTS,
+    )
+    settings = settings_mod.load(tmp_path)
+    settings_mod.write(dataclasses.replace(settings, commit_pause_ms=pause_ms))
+    service = open_service(settings_mod.load(tmp_path))
+    p2p = P2P(service, me, NetworkSettings())
+    try:
+        assert p2p.driver is not None
+        assert p2p.driver.ctx.timeouts.commit_ms == pause_ms
+    finally:
+        p2p.clients.close()
+        service.ledger.close()

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
+from ehrchain.consensus.bft_types import Timeouts
 from ehrchain.consensus.pow_engine import PowEngine
 from ehrchain.core import block as blockmod
 from ehrchain.crypto.keystore import Identity
@@ -119,7 +120,8 @@ class P2P:
         self.driver: BftDriver | None = None
         self.pow: PowDriver | None = None
         if settings.consensus == "bft":
-            self.driver = BftDriver(service, identity, self.gossip)
+            timeouts = Timeouts(commit_ms=settings.commit_pause_ms)
+            self.driver = BftDriver(service, identity, self.gossip, timeouts)
         elif settings.consensus == POW:
             engine = service.engine
             if not isinstance(engine, PowEngine):

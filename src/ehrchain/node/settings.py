@@ -28,6 +28,11 @@ class Settings:
     max_block_txs: int = 5000
     max_block_bytes: int = 8 * 1024 * 1024
     max_wait_ms: int = 200
+    commit_pause_ms: int = 25
+    """BFT: how long the next height waits after a block is committed before it starts
+    (Tendermint's ``timeout_commit``), so that transactions arriving meanwhile share
+    one block; 0 starts it at once. A height does not start before a transaction is
+    pending, pause or not."""
     max_body_bytes: int = 48 * 1024 * 1024
     max_blob_bytes: int = 32 * 1024 * 1024
     max_pending: int = 200_000
