@@ -26,9 +26,11 @@ pending transactions, 61 ms of CPU each with the GIL held, and 1.7 s of CPU in
 the collector across the four nodes; with these thresholds, no full pass and
 0.6 s. Cycles are still found, only less often."""
 
-_lock = threading.Lock()
 _started: dict[int, float] = {}
 _seconds = [0.0, 0.0, 0.0]
+"""Updated only by ``_on_pass``. No lock: Python runs one pass at a time (no other
+starts until this one's callbacks return), and a lock taken here could deadlock,
+since a pass may start on a thread that holds it (``cpu_seconds`` allocates)."""
 _installed = False
 
 
@@ -38,8 +40,7 @@ def _on_pass(phase: str, info: dict[str, Any]) -> None:
         return
     began = _started.pop(threading.get_ident(), None)
     if began is not None:
-        with _lock:
-            _seconds[info["generation"]] += time.thread_time() - began
+        _seconds[info["generation"]] += time.thread_time() - began
 
 
 def tune() -> None:
@@ -55,8 +56,7 @@ def tune() -> None:
 
 def cpu_seconds() -> tuple[float, ...]:
     """CPU seconds spent in passes of each generation since ``tune`` (zeros before)."""
-    with _lock:
-        return tuple(_seconds)
+    return tuple(_seconds)
 
 
 def collections() -> tuple[int, ...]:
