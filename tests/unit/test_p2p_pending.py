@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,10 @@ from ehrchain.node.p2p import P2P, NetworkSettings
 from ehrchain.node.wiring import open_service
 
 
-def _p2p(tmp_path: Path, consensus: str, me: Identity, validators: list[Identity]) -> P2P:
+def _p2p(
+    tmp_path: Path, consensus: str, me: Identity, validators: list[Identity], **settings: Any
+) -> P2P:
+    """A node's P2P wiring, not started; ``settings`` override its ``node.toml``."""
     admin = new_identity("admin", "consortium_admin")
     config = genesis_config("ehrchain-test", admin, validators, time.time_ns() // 1_000_000)
     init_member(
@@ -30,6 +34,8 @@ def _p2p(tmp_path: Path, consensus: str, me: Identity, validators: list[Identity
         identity=me,
         kdf=KdfParams.FAST_FOR_TESTS,
     )
+    if settings:
+        settings_mod.write(dataclasses.replace(settings_mod.load(tmp_path), **settings))
     service = open_service(settings_mod.load(tmp_path))
     return P2P(service, me, NetworkSettings())
 
@@ -68,24 +74,10 @@ def test_the_bft_driver_pauses_after_a_commit_as_configured(
     monkeypatch.setenv(settings_mod.PASSWORD_ENV, "pw")
     me = new_identity("node", "")
     others = [new_identity(f"v{i}", "") for i in range(3)]
-    admin = new_identity("admin", "consortium_admin")
-    config = genesis_config("ehrchain-test", admin, [me, *others], time.time_ns() // 1_000_000)
-    init_member(
-        tmp_path,
-        config.to_json(),
-        password="pw",
-        port=8999,
-        consensus="bft",
-        identity=me,
-        kdf=KdfParams.FAST_FOR_TESTS,
-    )
-    settings = settings_mod.load(tmp_path)
-    settings_mod.write(dataclasses.replace(settings, commit_pause_ms=pause_ms))
-    service = open_service(settings_mod.load(tmp_path))
-    p2p = P2P(service, me, NetworkSettings())
+    p2p = _p2p(tmp_path, "bft", me, [me, *others], commit_pause_ms=pause_ms)
     try:
         assert p2p.driver is not None
         assert p2p.driver.ctx.timeouts.commit_ms == pause_ms
     finally:
         p2p.clients.close()
-        service.ledger.close()
+        p2p.service.ledger.close()
