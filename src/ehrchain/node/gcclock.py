@@ -11,7 +11,6 @@ the pass's cost.
 from __future__ import annotations
 
 import gc
-import threading
 import time
 from typing import Any, Final
 
@@ -26,21 +25,20 @@ pending transactions, 61 ms of CPU each with the GIL held, and 1.7 s of CPU in
 the collector across the four nodes; with these thresholds, no full pass and
 0.6 s. Cycles are still found, only less often."""
 
-_started: dict[int, float] = {}
 _seconds = [0.0, 0.0, 0.0]
-"""Updated only by ``_on_pass``. No lock: Python runs one pass at a time (no other
-starts until this one's callbacks return), and a lock taken here could deadlock,
-since a pass may start on a thread that holds it (``cpu_seconds`` allocates)."""
+_began = [0.0]
+"""Written only by ``_on_pass``. Python runs one pass at a time (no other starts
+until this one's callbacks have returned), so one start time is enough and no lock
+is needed; a lock here could deadlock, as a pass may start on a thread holding it."""
 _installed = False
 
 
 def _on_pass(phase: str, info: dict[str, Any]) -> None:
+    now = time.thread_time()
     if phase == "start":
-        _started[threading.get_ident()] = time.thread_time()
-        return
-    began = _started.pop(threading.get_ident(), None)
-    if began is not None:
-        _seconds[info["generation"]] += time.thread_time() - began
+        _began[0] = now
+    else:
+        _seconds[info["generation"]] += now - _began[0]
 
 
 def tune() -> None:
