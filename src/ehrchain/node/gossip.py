@@ -26,7 +26,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from ehrchain.node.peer_client import ClientPool, PeerClient, PeerError, PeerStream
+from ehrchain.node.peer_client import (
+    BLOCK_FRAME,
+    CONSENSUS_FRAME,
+    TXS_FRAME,
+    ClientPool,
+    PeerClient,
+    PeerError,
+    PeerStream,
+)
 
 __all__ = ["Gossip"]
 
@@ -43,7 +51,7 @@ STREAM_RETRY_S: Final = 5.0
 """How long a sender thread sends requests after its stream could not be opened."""
 
 TX, BLOCK, BLOB, CONSENSUS = "tx", "block", "blob", "consensus"
-STREAMED: Final = {TX: "txs", CONSENSUS: "consensus", BLOCK: "block"}
+STREAMED: Final = {TX: TXS_FRAME, CONSENSUS: CONSENSUS_FRAME, BLOCK: BLOCK_FRAME}
 """The kinds that go on a stream, and their frame names."""
 Item = tuple[str, bytes]
 logger = logging.getLogger("ehrchain.node.gossip")

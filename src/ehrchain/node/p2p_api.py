@@ -37,6 +37,7 @@ from ehrchain.node.errors import Unavailable
 from ehrchain.node.intake import PeerIntake
 from ehrchain.node.networked import NetworkedService
 from ehrchain.node.p2p import P2P, NetworkSettings, load_network_settings
+from ehrchain.node.peer_client import BLOCK_FRAME, CONSENSUS_FRAME, TXS_FRAME
 from ehrchain.node.peers import PEER_HEADER, PeerRefused, RequestChecker
 from ehrchain.node.pow_driver import pow_router
 
@@ -50,10 +51,8 @@ __all__ = [
 
 PROTECTED_PATHS: Final = frozenset({"/register_node", "/add_block"})
 PROTECTED_PREFIXES: Final = ("/p2p/", "/consensus/")
-CONSENSUS_FRAME: Final = b"consensus"
-TXS_FRAME: Final = b"txs"
-BLOCK_FRAME: Final = b"block"
-STREAM_FRAMES: Final = (CONSENSUS_FRAME, TXS_FRAME, BLOCK_FRAME)
+STREAM_FRAMES: Final = {k.encode(): k for k in (CONSENSUS_FRAME, TXS_FRAME, BLOCK_FRAME)}
+"""A frame's first item (bytes) -> its kind."""
 POLICY_VIOLATION: Final = 1008
 """WebSocket close code for a refused handshake or a frame that is not a batch."""
 Deliver = Callable[[Sequence[bytes]], None]
@@ -239,8 +238,9 @@ def p2p_router(service: NetworkedService, intake: PeerIntake, consensus: Deliver
             while True:
                 frame = (await socket.receive()).get("bytes")
                 try:
-                    kind, *items = encoding.decode_byte_strings(frame or b"")
-                    if kind not in STREAM_FRAMES or not items:
+                    head, *items = encoding.decode_byte_strings(frame or b"")
+                    kind = STREAM_FRAMES.get(head)
+                    if kind is None or not items:
                         raise EncodingError("not a batch")
                 except (EncodingError, ValueError):
                     await socket.close(POLICY_VIOLATION, "a frame is a kind and a batch")

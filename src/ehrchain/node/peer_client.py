@@ -30,9 +30,24 @@ from ehrchain.core.errors import CoreError
 from ehrchain.crypto.keystore import Identity
 from ehrchain.node.peers import sign_request
 
-__all__ = ["CBOR", "STREAM_PATH", "ClientPool", "PeerClient", "PeerError", "PeerStream"]
+__all__ = [
+    "BLOCK_FRAME",
+    "CBOR",
+    "CONSENSUS_FRAME",
+    "STREAM_PATH",
+    "TXS_FRAME",
+    "ClientPool",
+    "PeerClient",
+    "PeerError",
+    "PeerStream",
+]
 
 STREAM_PATH: Final = "/p2p/stream"
+CONSENSUS_FRAME: Final = "consensus"
+TXS_FRAME: Final = "txs"
+BLOCK_FRAME: Final = "block"
+"""The kinds of stream frame; the peer handles each as it would the request
+``POST /consensus/messages``, ``POST /p2p/txs`` or ``POST /add_block``."""
 STREAM_OPEN_TIMEOUT_S: Final = 3.0
 STREAM_CLOSE_TIMEOUT_S: Final = 1.0
 CBOR: Final = "application/cbor"
@@ -184,15 +199,8 @@ class PeerClient:
             self._identity, self._chain_id, "GET", STREAM_PATH, b"", self._clock()
         )
         secure = self.url.startswith("https://")
-        context: ssl.SSLContext | None = None
-        if secure:
-            if isinstance(self._verify, ssl.SSLContext):
-                context = self._verify
-            else:
-                context = ssl.create_default_context()
-                if not self._verify:
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
+        # The TLS trust of this node's requests (httpx's own context for ``verify``).
+        context = httpx.create_ssl_context(verify=self._verify) if secure else None
         uri = ("wss://" if secure else "ws://") + self.url.split("://", 1)[1] + STREAM_PATH
         try:
             connection = connect(
@@ -221,8 +229,8 @@ class PeerStream:
     """An open stream to one peer; used by one thread at a time.
 
     Each ``send`` is one frame: a canonical CBOR list of byte strings, the kind
-    (``consensus`` or ``txs``) and then the items, which the peer handles as it
-    would ``POST /consensus/messages`` or ``POST /p2p/txs``, without an answer.
+    (``CONSENSUS_FRAME``, ``TXS_FRAME`` or ``BLOCK_FRAME``) and then the items,
+    handled by the peer as the matching request would be, without an answer.
     """
 
     def __init__(self, url: str, connection: ClientConnection) -> None:
