@@ -147,5 +147,7 @@ def test_nodes_join_sync_and_forward_over_verified_tls(
     # The transaction reached A, and A's block B, on their streams (wss), not as requests.
     served_a = httpx.get(f"{a.url}/metrics", verify=context).text
     served_b = httpx.get(f"{b.url}/metrics", verify=context).text
+    assert 'route="/v1/status"' in served_a  # the label form looked for, on routes served
+    assert 'route="/register_with"' in served_b
     assert 'route="/p2p/txs"' not in served_a
     assert 'route="/add_block"' not in served_b
