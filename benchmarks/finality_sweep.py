@@ -2,7 +2,8 @@
 of the measured throughput).
 
 Usage: .venv/bin/python benchmarks/finality_sweep.py [--validators 4] [--block-txs 5000]
-       [--seconds 8] RATE [RATE ...]      (default rates: 40 200 600 1300 tx/s)
+       [--commit-pause-ms MS] [--seconds 8] RATE [RATE ...]
+       (default rates: 40 200 600 1300 tx/s)
 
 Each rate is offered the way `ehrchain bench --network` offers half load: one connection
 per node sends a batch every 100 ms; each transaction is timed from its batch's POST to
@@ -21,7 +22,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from network_cpu import cpu_seconds  # beside this script
+from network_cpu import cpu_seconds, pause_setting  # beside this script
 
 from ehrchain.client.http import EhrClient
 from ehrchain.node import bench_network
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("rates", type=float, nargs="*", default=[40, 200, 600, 1300])
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--block-txs", type=int, default=5_000)
+    parser.add_argument(
+        "--commit-pause-ms", type=int, default=None, help="the nodes' commit_pause_ms"
+    )
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args()
     signer = Signer()
@@ -41,7 +45,12 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="ehrchain-finality-") as tmp,
         closing(signer),
         bench_network.consortium(
-            Path(tmp) / "net", args.validators, args.block_txs, max(8, 2 * args.validators), signer
+            Path(tmp) / "net",
+            args.validators,
+            args.block_txs,
+            max(8, 2 * args.validators),
+            signer,
+            **pause_setting(args.commit_pause_ms),
         ) as (net, workload),
     ):
         commit_load(net.urls, workload, 512 * args.validators)  # warm-up

@@ -2,7 +2,7 @@
 every node and verifier process spent per committed transaction.
 
 Usage: .venv/bin/python benchmarks/network_cpu.py [--validators 4] [--block-txs 5000]
-       [--txs 20000] [--latency-s 10] [--data-dir DIR]
+       [--commit-pause-ms MS] [--txs 20000] [--latency-s 10] [--data-dir DIR]
 
 The steps in BENCHMARKS.md ("Where the time goes") were measured with this, one run
 per step. CPU is user + system time from /proc of each node process and its children
@@ -49,6 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--block-txs", type=int, default=5_000)
+    parser.add_argument(
+        "--commit-pause-ms", type=int, default=None, help="the nodes' commit_pause_ms"
+    )
     parser.add_argument("--txs", type=int, default=20_000)
     parser.add_argument("--latency-s", type=float, default=10.0)
     parser.add_argument("--data-dir", type=Path, default=None)
@@ -63,6 +66,7 @@ def main() -> None:
             args.block_txs,
             max(8, 2 * args.validators),
             signer,
+            **pause_setting(args.commit_pause_ms),
         ) as (net, workload),
     ):
         commit_load(net.urls, workload, min(args.txs, 512 * args.validators))  # warm-up
@@ -85,6 +89,11 @@ def main() -> None:
     )
     print(f"CPU at that load {_per_tx(after, paced, nodes, len(latencies))}")
     print(f"  in the cycle collector {gc_paced - gc_after:.2f} s")
+
+
+def pause_setting(commit_pause_ms: int | None) -> dict[str, int]:
+    """The node setting to pass, when one was asked for (else the nodes' default)."""
+    return {} if commit_pause_ms is None else {"commit_pause_ms": commit_pause_ms}
 
 
 def gc_seconds(urls: list[str]) -> float:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,17 +156,25 @@ def _row(
 
 @contextmanager
 def consortium(
-    root: Path, validators: int, block_txs: int, patients: int, signer: Signer
+    root: Path,
+    validators: int,
+    block_txs: int,
+    patients: int,
+    signer: Signer,
+    **node_settings: int,
 ) -> Iterator[tuple[Network, Workload]]:
     """A fresh BFT consortium in ``root`` (every node a validator, blocks of at most
-    ``block_txs``) with ``patients`` bench patients on it; stopped on exit."""
-    with _network(root, validators, block_txs) as net:
+    ``block_txs``, ``node_settings`` over the other defaults) with ``patients`` bench
+    patients on it; stopped on exit."""
+    with _network(root, validators, block_txs, node_settings) as net:
         admin = load_identity(root / ADMIN_KEY_FILE, PASSWORD)
         yield net, Workload.create(net.urls, admin, patients, signer)
 
 
 @contextmanager
-def _network(root: Path, validators: int, block_txs: int) -> Iterator[Network]:
+def _network(
+    root: Path, validators: int, block_txs: int, node_settings: Mapping[str, int] | None = None
+) -> Iterator[Network]:
     net = network_up(
         root,
         validators,
@@ -175,7 +183,7 @@ def _network(root: Path, validators: int, block_txs: int) -> Iterator[Network]:
         chain_id="ehrchain-netbench",
         password=PASSWORD,
         kdf=KdfParams.FAST_FOR_TESTS,
-        node_settings={"max_block_txs": block_txs},
+        node_settings={**(node_settings or {}), "max_block_txs": block_txs},
     )
     try:
         yield net
